@@ -1,0 +1,1 @@
+//! Adapters over aws-sdk-* implementing the ports of muster-core.

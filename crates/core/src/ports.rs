@@ -1,0 +1,72 @@
+//! The traits adapters implement. Each is named for its role and is as narrow as
+//! the pipeline needs. They are synchronous on purpose: the normaliser runs on a
+//! blocking thread (inflate and parse are CPU work), and an async adapter bridges
+//! with its runtime handle there.
+
+use crate::error::Result;
+use std::io::{Read, Write};
+
+/// What is known about an input object before reading it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// S3 bucket, or empty for a local file.
+    pub bucket: String,
+    /// S3 key (already URL-decoded), or the local path.
+    pub key: String,
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+    pub size: Option<u64>,
+    pub content_encoding: Option<String>,
+    pub content_type: Option<String>,
+}
+
+impl ObjectMeta {
+    /// `s3://bucket/key`, or the path for a local file: how errors name the object.
+    pub fn display(&self) -> String {
+        if self.bucket.is_empty() {
+            self.key.clone()
+        } else {
+            format!("s3://{}/{}", self.bucket, self.key)
+        }
+    }
+}
+
+/// An object opened for reading: its metadata as the store reports it, and its bytes.
+pub struct OpenedObject {
+    pub meta: ObjectMeta,
+    pub body: Box<dyn Read + Send>,
+}
+
+/// Opens objects as byte streams.
+pub trait ObjectSource {
+    /// `Ok(None)` when the object no longer exists (deleted between the
+    /// notification and the read): not an error worth retrying.
+    fn open(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<OpenedObject>>;
+}
+
+/// A file being written to a store. Dropping it without `commit` abandons it, so a
+/// failed run never leaves a half-written object behind.
+pub trait OutputFile: Write + Send {
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// Writes the lake's partition files. The same key written twice overwrites: that
+/// is what makes re-processing idempotent.
+pub trait LakeWriter {
+    fn create(&self, key: &str) -> Result<Box<dyn OutputFile + '_>>;
+}
+
+/// Keeps what could not be mapped, with the reason, for people to look at.
+pub trait Quarantine {
+    fn create(&self, key: &str) -> Result<Box<dyn OutputFile + '_>>;
+}
+
+/// Publishes CloudWatch embedded-metric-format documents (stdout in Lambda, files locally).
+pub trait MetricsSink {
+    fn publish(&self, emf_document: &str) -> Result<()>;
+}
