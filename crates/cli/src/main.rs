@@ -1,1 +1,32 @@
-fn main() {}
+//! `muster`: the normaliser (and later the importer and forwarder) on local files,
+//! writing the same lake layout as the Lambda functions write to S3.
+
+mod local;
+mod normalize;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "muster",
+    version,
+    about = "AWS security telemetry to OCSF, findings and tickets"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Normalise log files (CloudTrail, VPC Flow Logs) into an OCSF lake on disk.
+    Normalize(normalize::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Normalize(args) => normalize::run(args),
+    }
+}

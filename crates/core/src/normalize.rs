@@ -64,6 +64,8 @@ pub struct Summary {
     pub quarantine_files: Vec<String>,
     /// The object was a CloudTrail digest file: counted, not parsed.
     pub digest: bool,
+    /// The object held no bytes once decoded: counted, not an error.
+    pub empty: bool,
     /// Why the object could not be read to its end, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -120,25 +122,28 @@ pub fn normalize_object(
     };
     summary.compression = Some(decoded.compression);
 
-    let source = match settings.source.or(key_info.source) {
+    let head = match framing::peek(decoded.reader.as_mut(), 4096) {
+        Ok(head) => head,
+        Err(e) => {
+            let e = decoded.errors.classify(Location::object(display), e);
+            return fail(summary, e);
+        }
+    };
+    if head.is_empty() {
+        // An empty object (or an empty gzip member) has no records: counted, nothing lost.
+        summary.empty = true;
+        return Outcome {
+            summary,
+            error: None,
+        };
+    }
+    let source = match settings
+        .source
+        .or(key_info.source)
+        .or_else(|| sources::sniff(head))
+    {
         Some(s) => s,
-        None => match framing::peek(decoded.reader.as_mut(), 4096) {
-            Ok(head) if head.is_empty() => {
-                // An empty object has no records and no source: nothing to do, nothing lost.
-                return Outcome {
-                    summary,
-                    error: None,
-                };
-            }
-            Ok(head) => match sources::sniff(head) {
-                Some(s) => s,
-                None => return fail(summary, Error::UnknownSource { object: display }),
-            },
-            Err(e) => {
-                let e = decoded.errors.classify(Location::object(display), e);
-                return fail(summary, e);
-            }
-        },
+        None => return fail(summary, Error::UnknownSource { object: display }),
     };
     summary.source = Some(source.name());
     if !source.is_log() {

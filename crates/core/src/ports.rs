@@ -70,3 +70,86 @@ pub trait Quarantine {
 pub trait MetricsSink {
     fn publish(&self, emf_document: &str) -> Result<()>;
 }
+
+/// In-memory implementations of the output ports: for handler tests, and for
+/// callers that want the output in hand rather than in a store.
+pub mod memory {
+    use super::{LakeWriter, OutputFile, Quarantine};
+    use crate::error::Result;
+    use std::collections::BTreeMap;
+    use std::io::{self, Write};
+    use std::sync::{Arc, Mutex};
+
+    /// Committed files by key. Cloning shares the same store.
+    #[derive(Clone, Default)]
+    pub struct MemoryStore {
+        files: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    }
+
+    impl MemoryStore {
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        /// Every committed file, by key.
+        pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
+            self.files.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        }
+
+        pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+            self.files
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(key)
+                .cloned()
+        }
+
+        fn open(&self, key: &str) -> Box<dyn OutputFile + '_> {
+            Box::new(MemoryFile {
+                key: key.to_string(),
+                buf: Vec::new(),
+                store: self.files.clone(),
+            })
+        }
+    }
+
+    struct MemoryFile {
+        key: String,
+        buf: Vec<u8>,
+        store: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    }
+
+    impl Write for MemoryFile {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.buf.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl OutputFile for MemoryFile {
+        fn commit(self: Box<Self>) -> Result<()> {
+            let MemoryFile { key, buf, store } = *self;
+            store
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, buf);
+            Ok(())
+        }
+    }
+
+    impl LakeWriter for MemoryStore {
+        fn create(&self, key: &str) -> Result<Box<dyn OutputFile + '_>> {
+            Ok(self.open(key))
+        }
+    }
+
+    impl Quarantine for MemoryStore {
+        fn create(&self, key: &str) -> Result<Box<dyn OutputFile + '_>> {
+            Ok(self.open(key))
+        }
+    }
+}
