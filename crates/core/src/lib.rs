@@ -4,6 +4,7 @@
 //! from `std::io::Read`ers and writes to the ports in [`ports`], which the adapters
 //! (S3, local files, in-memory fakes) implement.
 
+pub mod asff;
 pub mod detect;
 pub mod error;
 pub mod framing;
