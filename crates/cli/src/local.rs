@@ -1,8 +1,9 @@
 //! Local adapters: the lake and quarantine as a directory tree mirroring the S3 keys,
 //! and input objects as files.
 
+use muster_core::detect::Detection;
 use muster_core::ports::{
-    LakeWriter, MetricsSink, ObjectMeta, OpenedObject, OutputFile, Quarantine,
+    DetectionBus, LakeWriter, MetricsSink, ObjectMeta, OpenedObject, OutputFile, Quarantine,
 };
 use muster_core::{Error, Result};
 use std::fs::{self, File};
@@ -149,6 +150,31 @@ impl MetricsSink for LocalMetrics {
         writeln!(file, "{emf_document}")
             .and_then(|_| file.flush())
             .map_err(|e| Error::sink("metrics", e, false))
+    }
+}
+
+/// Detections as the EventBridge events the Lambda would put on the bus, one JSON
+/// line each, under `<root>/detections/`.
+pub struct LocalDetections {
+    file: std::sync::Mutex<BufWriter<File>>,
+}
+
+impl LocalDetections {
+    pub fn create(path: &Path) -> io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        Ok(LocalDetections { file: std::sync::Mutex::new(BufWriter::new(File::create(path)?)) })
+    }
+}
+
+impl DetectionBus for LocalDetections {
+    fn publish(&self, detections: &[Detection]) -> Result<()> {
+        let mut file = self.file.lock().map_err(|_| Error::sink("detections", "lock poisoned", false))?;
+        for d in detections {
+            writeln!(file, "{}", d.to_eventbridge_event()).map_err(|e| Error::sink("detections", e, false))?;
+        }
+        file.flush().map_err(|e| Error::sink("detections", e, false))
     }
 }
 

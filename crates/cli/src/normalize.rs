@@ -1,6 +1,7 @@
 //! `muster normalize`: files and directories in, the lake layout out.
 
-use crate::local::{self, LocalMetrics, LocalStore};
+use crate::local::{self, LocalDetections, LocalMetrics, LocalStore};
+use muster_core::detect::RuleSet;
 use indicatif::{ProgressBar, ProgressStyle};
 use muster_core::metrics;
 use muster_core::normalize::{self, Settings, Summary};
@@ -35,6 +36,13 @@ pub struct Args {
     /// CloudWatch namespace written in the EMF metric documents.
     #[arg(long, default_value = "Muster")]
     metrics_namespace: String,
+    /// A rules file (same shape as the built-in rules) whose rules are added to the
+    /// built-in ones; a rule with a built-in rule's id replaces it.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Do not run detection rules.
+    #[arg(long)]
+    no_detect: bool,
     /// Files or directories (searched recursively; .gz or plain).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -77,6 +85,10 @@ struct RunSummary {
     records_out: u64,
     quarantined: u64,
     skipped: u64,
+    detections: u64,
+    auth_success: u64,
+    auth_failure: u64,
+    data_access: BTreeMap<String, u64>,
     digests: u64,
     empty: u64,
     by_source: BTreeMap<String, SourceTotals>,
@@ -108,6 +120,12 @@ impl RunSummary {
         self.records_out += s.records_out;
         self.quarantined += s.quarantined;
         self.skipped += s.skipped;
+        self.detections += s.detections;
+        self.auth_success += s.auth_success;
+        self.auth_failure += s.auth_failure;
+        for (k, n) in &s.data_access {
+            *self.data_access.entry(k.clone()).or_default() += n;
+        }
         if let Some(source) = s.source {
             let t = self.by_source.entry(source.to_string()).or_default();
             t.objects += 1;
@@ -146,11 +164,26 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let settings = Settings {
-        source: args.source.0,
-        gzip_level: args.gzip_level,
-        ..Settings::default()
+    let rules = if args.no_detect {
+        None
+    } else {
+        match load_rules(args.rules.as_deref()) {
+            Ok(r) => Some(std::sync::Arc::new(r)),
+            Err(e) => {
+                eprintln!("muster: {e}");
+                return ExitCode::from(2);
+            }
+        }
     };
+    let detections = match LocalDetections::create(&args.out.join("detections").join(format!("normalize-{run_id}.jsonl"))) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("muster: cannot write to {}: {e}", args.out.display());
+            return ExitCode::from(2);
+        }
+    };
+    let settings = Settings { source: args.source.0, gzip_level: args.gzip_level, rules, ..Settings::default() };
+    let outputs = Outputs { store: &store, metrics: &metrics, detections: &detections, namespace: &args.metrics_namespace };
     let total = Mutex::new(RunSummary {
         lake: args.out.display().to_string(),
         ..RunSummary::default()
@@ -172,7 +205,7 @@ pub fn run(args: Args) -> ExitCode {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(input) = inputs.get(i) else { break };
-                let result = process(input, &settings, &store, &metrics, &args.metrics_namespace);
+                let result = process(input, &settings, &outputs);
                 match result {
                     Processed::Done(summary) => {
                         if let Some(error) = &summary.error {
@@ -220,6 +253,14 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
+fn load_rules(path: Option<&Path>) -> Result<RuleSet, String> {
+    let builtin = RuleSet::builtin();
+    let Some(path) = path else { return Ok(builtin) };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read rules: {e}", path.display()))?;
+    let mine = RuleSet::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(builtin.merged_with(mine))
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -230,29 +271,28 @@ enum Processed {
     Failed(String),
 }
 
-fn process(
-    input: &Input,
-    settings: &Settings,
-    store: &LocalStore,
-    metrics: &LocalMetrics,
-    namespace: &str,
-) -> Processed {
+/// Where one run's output goes.
+struct Outputs<'a> {
+    store: &'a LocalStore,
+    metrics: &'a LocalMetrics,
+    detections: &'a LocalDetections,
+    namespace: &'a str,
+}
+
+fn process(input: &Input, settings: &Settings, out: &Outputs<'_>) -> Processed {
     let object = match local::open_file(&input.path) {
         Ok(o) => o,
         Err(e) => return Processed::Failed(format!("cannot read: {e}")),
     };
-    let outcome = normalize::normalize_object(object, settings, store, store);
+    let outcome = normalize::normalize_object_with(object, settings, out.store, out.store, Some(out.detections));
     if let Some(Error::UnknownSource { .. }) = &outcome.error {
         if !input.named {
             return Processed::Unrecognised;
         }
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    if let Some(doc) = metrics::object_metrics(namespace, &outcome.summary, now) {
-        if let Err(e) = muster_core::ports::MetricsSink::publish(metrics, &doc) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    for doc in metrics::all_metrics(out.namespace, &outcome.summary, now) {
+        if let Err(e) = muster_core::ports::MetricsSink::publish(out.metrics, &doc) {
             return Processed::Failed(e.to_string());
         }
     }
@@ -336,6 +376,14 @@ fn print_table(t: &RunSummary) {
             .collect();
         println!("by OCSF class: {}", classes.join(", "));
     }
+    if t.auth_success + t.auth_failure > 0 {
+        println!("authentication attempts: {} succeeded, {} failed", t.auth_success, t.auth_failure);
+    }
+    if !t.data_access.is_empty() {
+        let access: Vec<String> = t.data_access.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        println!("data access: {}", access.join(", "));
+    }
+    println!("detections: {} (EventBridge events under {}/detections/)", t.detections, t.lake);
     if t.digests > 0 {
         println!(
             "CloudTrail digest files counted (not parsed): {}",

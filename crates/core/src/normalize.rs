@@ -6,7 +6,8 @@
 use crate::error::{Error, Location, Result};
 use crate::framing::{self, Compression};
 use crate::ocsf::Event;
-use crate::ports::{LakeWriter, ObjectMeta, OpenedObject, OutputFile, Quarantine};
+use crate::detect::{Detection, Detector, RuleSet};
+use crate::ports::{DetectionBus, LakeWriter, ObjectMeta, OpenedObject, OutputFile, Quarantine};
 use crate::sources::{self, Context, Emit, KeyInfo, Rejected, SourceKind};
 use crate::time;
 use flate2::write::GzEncoder;
@@ -14,6 +15,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
 
 /// How the normaliser behaves; read once at start-up.
 #[derive(Debug, Clone)]
@@ -30,6 +32,8 @@ pub struct Settings {
     pub max_record_bytes: usize,
     /// Quarantine records per quarantine file before a new one is started.
     pub quarantine_records_per_file: u64,
+    /// Detection rules run over every event; `None` turns detection off.
+    pub rules: Option<Arc<RuleSet>>,
 }
 
 impl Default for Settings {
@@ -41,6 +45,7 @@ impl Default for Settings {
             quarantine_prefix: "quarantine/".into(),
             max_record_bytes: 8 * 1024 * 1024,
             quarantine_records_per_file: 10_000,
+            rules: None,
         }
     }
 }
@@ -66,6 +71,13 @@ pub struct Summary {
     pub digest: bool,
     /// The object held no bytes once decoded: counted, not an error.
     pub empty: bool,
+    /// Authentication events by outcome (3002 status_id 1 / 2).
+    pub auth_success: u64,
+    pub auth_failure: u64,
+    /// Data events (CloudTrail data plane) by resource type, e.g. `AWS::S3::Object`.
+    pub data_access: BTreeMap<String, u64>,
+    /// Detections published for this object.
+    pub detections: u64,
     /// Why the object could not be read to its end, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -96,12 +108,24 @@ pub fn object_id(meta: &ObjectMeta) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
-/// Normalises one opened object.
+/// Normalises one opened object, without detections.
 pub fn normalize_object(
     object: OpenedObject,
     settings: &Settings,
     lake: &dyn LakeWriter,
     quarantine: &dyn Quarantine,
+) -> Outcome {
+    normalize_object_with(object, settings, lake, quarantine, None)
+}
+
+/// Normalises one opened object; with `settings.rules` and a bus, the rule hits over its
+/// events are published as they complete (in batches) and at the end.
+pub fn normalize_object_with(
+    object: OpenedObject,
+    settings: &Settings,
+    lake: &dyn LakeWriter,
+    quarantine: &dyn Quarantine,
+    bus: Option<&dyn DetectionBus>,
 ) -> Outcome {
     let meta = object.meta;
     let display = meta.display();
@@ -170,6 +194,13 @@ pub fn normalize_object(
         quarantine,
         &mut summary,
     );
+    if let (Some(rules), Some(bus)) = (&settings.rules, bus) {
+        out.detection = Some(DetectionState {
+            detector: Detector::new(Arc::clone(rules)),
+            bus,
+            pending: Vec::new(),
+        });
+    }
     let parsed =
         sources::run(source, decoded.reader.as_mut(), &ctx, &mut out).map_err(|e| match e {
             Error::Read { at, source } => decoded.errors.classify(at, source),
@@ -225,6 +256,29 @@ struct PartitionedOutput<'s, 'a> {
     quarantine_in_file: u64,
     scratch: Vec<u8>,
     summary: &'a mut Summary,
+    detection: Option<DetectionState<'s>>,
+}
+
+struct DetectionState<'s> {
+    detector: Detector,
+    bus: &'s dyn DetectionBus,
+    pending: Vec<Detection>,
+}
+
+/// Detections are sent in EventBridge-sized groups as they complete, so a file full of
+/// matches never piles them up in memory.
+const DETECTION_BATCH: usize = 10;
+
+impl<'s> DetectionState<'s> {
+    fn flush(&mut self, summary: &mut Summary) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.bus.publish(&self.pending)?;
+        summary.detections += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
 }
 
 impl<'s, 'a> PartitionedOutput<'s, 'a> {
@@ -258,6 +312,7 @@ impl<'s, 'a> PartitionedOutput<'s, 'a> {
             quarantine_in_file: 0,
             scratch: Vec::with_capacity(8192),
             summary,
+            detection: None,
         }
     }
 
@@ -349,6 +404,19 @@ impl<'s, 'a> PartitionedOutput<'s, 'a> {
 
     fn finish(mut self) -> Result<()> {
         let mut first_error = None;
+        if let Some(mut d) = self.detection.take() {
+            let rest = d.detector.finish();
+            d.pending.extend(rest);
+            for chunk in d.pending.chunks(DETECTION_BATCH) {
+                match d.bus.publish(chunk) {
+                    Ok(()) => self.summary.detections += chunk.len() as u64,
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        break;
+                    }
+                }
+            }
+        }
         for p in self.partitions.drain(..) {
             let done = p
                 .writer
@@ -368,6 +436,31 @@ impl<'s, 'a> PartitionedOutput<'s, 'a> {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// The counters behind the AuthenticationAttempts and DataAccess metrics.
+fn count_for_metrics(summary: &mut Summary, event: &Event<'_>) {
+    if event.class_uid == crate::ocsf::Class::Authentication.uid() {
+        match event.status_id {
+            Some(1) => summary.auth_success += 1,
+            Some(2) => summary.auth_failure += 1,
+            _ => {}
+        }
+    }
+    if event.metadata.log_name.as_deref() == Some("Data") {
+        let resource_type = event
+            .resources
+            .as_ref()
+            .and_then(|r| r.iter().find_map(|r| r.type_.as_deref()))
+            .or_else(|| event.api.as_ref().and_then(|a| a.service.as_ref()).map(|s| s.name.as_ref()))
+            .unwrap_or("unknown");
+        match summary.data_access.get_mut(resource_type) {
+            Some(n) => *n += 1,
+            None => {
+                summary.data_access.insert(resource_type.to_string(), 1);
+            }
+        }
     }
 }
 
@@ -430,6 +523,14 @@ impl Emit for PartitionedOutput<'_, '_> {
         self.summary.records_in += 1;
         self.summary.records_out += 1;
         *self.summary.by_class.entry(event.class_uid).or_default() += 1;
+        count_for_metrics(self.summary, event);
+        if let Some(d) = self.detection.as_mut() {
+            let hits = d.detector.observe(event);
+            d.pending.extend(hits);
+            if d.pending.len() >= DETECTION_BATCH {
+                d.flush(self.summary)?;
+            }
+        }
         Ok(())
     }
 

@@ -66,6 +66,11 @@ pub trait Quarantine {
     fn create(&self, key: &str) -> Result<Box<dyn OutputFile + '_>>;
 }
 
+/// Publishes detections (EventBridge `muster.detection` events in AWS, JSON lines locally).
+pub trait DetectionBus {
+    fn publish(&self, detections: &[crate::detect::Detection]) -> Result<()>;
+}
+
 /// Publishes CloudWatch embedded-metric-format documents (stdout in Lambda, files locally).
 pub trait MetricsSink {
     fn publish(&self, emf_document: &str) -> Result<()>;

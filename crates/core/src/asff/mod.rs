@@ -2,6 +2,8 @@
 //! organisation's own tools' findings, validated against Security Hub's limits before
 //! they are sent, and batched the way BatchImportFindings takes them.
 
+pub mod import;
+
 use crate::detect::{Detection, SeverityLabel};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -19,7 +21,13 @@ const MAX_PRODUCT_FIELD_VALUE: usize = 2048;
 const TRUNCATED: &str = " …[truncated]";
 
 /// The finding-type namespaces Security Hub accepts (`namespace/category/classifier`).
-pub const TYPE_NAMESPACES: &[&str] = &["Software and Configuration Checks", "TTPs", "Effects", "Unusual Behaviors", "Sensitive Data Identifications"];
+pub const TYPE_NAMESPACES: &[&str] = &[
+    "Software and Configuration Checks",
+    "TTPs",
+    "Effects",
+    "Unusual Behaviors",
+    "Sensitive Data Identifications",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -99,7 +107,10 @@ pub struct ImportTarget {
 impl ImportTarget {
     /// `arn:aws:securityhub:<region>:<account>:product/<account>/default`.
     pub fn product_arn(&self) -> String {
-        format!("arn:{}:securityhub:{}:{}:product/{}/default", self.partition, self.region, self.account, self.account)
+        format!(
+            "arn:{}:securityhub:{}:{}:product/{}/default",
+            self.partition, self.region, self.account, self.account
+        )
     }
 }
 
@@ -145,7 +156,11 @@ pub struct Invalid {
 }
 
 fn invalid(id: &str, field: &str, reason: impl Into<String>) -> Invalid {
-    Invalid { id: id.to_string(), field: field.to_string(), reason: reason.into() }
+    Invalid {
+        id: id.to_string(),
+        field: field.to_string(),
+        reason: reason.into(),
+    }
 }
 
 fn digest(parts: &[&str]) -> String {
@@ -167,9 +182,16 @@ pub fn from_detection(d: &Detection, target: &ImportTarget, now: &str) -> Findin
     let id = format!("muster/{}/{}", d.rule_id, digest(&parts));
     let mut fields = BTreeMap::new();
     fields.insert("muster/rule_id".to_string(), d.rule_id.clone());
-    fields.insert("muster/event_count".to_string(), d.event_uids.len().to_string());
+    fields.insert(
+        "muster/event_count".to_string(),
+        d.event_uids.len().to_string(),
+    );
     fields.insert("muster/event_uids".to_string(), d.event_uids.join(","));
-    for (k, v) in [("muster/actor", &d.actor), ("muster/src_ip", &d.src_ip), ("muster/operation", &d.operation)] {
+    for (k, v) in [
+        ("muster/actor", &d.actor),
+        ("muster/src_ip", &d.src_ip),
+        ("muster/operation", &d.operation),
+    ] {
         if let Some(v) = v {
             fields.insert(k.to_string(), v.clone());
         }
@@ -185,10 +207,18 @@ pub fn from_detection(d: &Detection, target: &ImportTarget, now: &str) -> Findin
         updated_at: now.to_string(),
         first_observed_at: Some(d.first_seen.clone()),
         last_observed_at: Some(d.time.clone()),
-        severity: Severity { label: d.severity, normalized: d.severity.normalized() },
+        severity: Severity {
+            label: d.severity,
+            normalized: d.severity.normalized(),
+        },
         title: d.title.clone(),
         description: d.description.clone(),
-        remediation: Some(Remediation { recommendation: Recommendation { text: format!("See the remediation for {}.", d.rule_id), url: Some(d.remediation.clone()) } }),
+        remediation: Some(Remediation {
+            recommendation: Recommendation {
+                text: format!("See the remediation for {}.", d.rule_id),
+                url: Some(d.remediation.clone()),
+            },
+        }),
         source_url: None,
         product_fields: fields,
         resources: vec![Resource {
@@ -204,19 +234,42 @@ pub fn from_detection(d: &Detection, target: &ImportTarget, now: &str) -> Findin
 }
 
 fn parse_severity(id: &str, s: &str) -> Result<SeverityLabel, Invalid> {
-    serde_json::from_value(serde_json::Value::String(s.to_ascii_uppercase()))
-        .map_err(|_| invalid(id, "severity", format!("'{s}' is not one of INFORMATIONAL, LOW, MEDIUM, HIGH, CRITICAL")))
+    serde_json::from_value(serde_json::Value::String(s.to_ascii_uppercase())).map_err(|_| {
+        invalid(
+            id,
+            "severity",
+            format!("'{s}' is not one of INFORMATIONAL, LOW, MEDIUM, HIGH, CRITICAL"),
+        )
+    })
 }
 
 /// A custom finding as an ASFF finding, or the first field that stops it.
-pub fn from_custom(c: &CustomFinding, target: &ImportTarget, now: &str) -> Result<Finding, Invalid> {
+pub fn from_custom(
+    c: &CustomFinding,
+    target: &ImportTarget,
+    now: &str,
+) -> Result<Finding, Invalid> {
     let cid = c.correlation_id.trim();
     if cid.is_empty() {
-        return Err(invalid("(no correlation_id)", "correlation_id", "must not be empty"));
+        return Err(invalid(
+            "(no correlation_id)",
+            "correlation_id",
+            "must not be empty",
+        ));
     }
     let severity = parse_severity(cid, &c.severity)?;
-    let created = crate::time::parse_rfc3339_ms(&c.created_at).ok_or_else(|| invalid(cid, "created_at", format!("'{}' is not an RFC 3339 time", c.created_at)))?;
-    let generator = c.generator.clone().filter(|g| !g.trim().is_empty()).unwrap_or_else(|| "custom".into());
+    let created = crate::time::parse_rfc3339_ms(&c.created_at).ok_or_else(|| {
+        invalid(
+            cid,
+            "created_at",
+            format!("'{}' is not an RFC 3339 time", c.created_at),
+        )
+    })?;
+    let generator = c
+        .generator
+        .clone()
+        .filter(|g| !g.trim().is_empty())
+        .unwrap_or_else(|| "custom".into());
     let mut fields = c.product_fields.clone();
     fields.insert("muster/correlation_id".into(), cid.to_string());
     let finding = Finding {
@@ -230,13 +283,26 @@ pub fn from_custom(c: &CustomFinding, target: &ImportTarget, now: &str) -> Resul
         updated_at: now.to_string(),
         first_observed_at: None,
         last_observed_at: None,
-        severity: Severity { label: severity, normalized: severity.normalized() },
+        severity: Severity {
+            label: severity,
+            normalized: severity.normalized(),
+        },
         title: c.title.clone(),
         description: c.description.clone(),
-        remediation: c.remediation_url.as_ref().map(|u| Remediation { recommendation: Recommendation { text: "See the remediation link.".into(), url: Some(u.clone()) } }),
+        remediation: c.remediation_url.as_ref().map(|u| Remediation {
+            recommendation: Recommendation {
+                text: "See the remediation link.".into(),
+                url: Some(u.clone()),
+            },
+        }),
         source_url: c.source_url.clone(),
         product_fields: fields,
-        resources: vec![Resource { type_: c.resource_type.clone(), id: c.resource_id.clone(), partition: Some(target.partition.clone()), region: c.region.clone() }],
+        resources: vec![Resource {
+            type_: c.resource_type.clone(),
+            id: c.resource_id.clone(),
+            partition: Some(target.partition.clone()),
+            region: c.region.clone(),
+        }],
         record_state: Some("ACTIVE".into()),
         product_name: Some("muster".into()),
         company_name: Some("muster".into()),
@@ -277,18 +343,39 @@ pub fn validate(f: &mut Finding) -> Result<Vec<String>, Invalid> {
         }
     }
     if f.schema_version != SCHEMA_VERSION {
-        return Err(invalid(&id, "SchemaVersion", format!("must be {SCHEMA_VERSION}")));
+        return Err(invalid(
+            &id,
+            "SchemaVersion",
+            format!("must be {SCHEMA_VERSION}"),
+        ));
     }
     if f.id.len() > 512 || f.generator_id.len() > 512 {
-        return Err(invalid(&id, "Id", "Id and GeneratorId are at most 512 characters"));
+        return Err(invalid(
+            &id,
+            "Id",
+            "Id and GeneratorId are at most 512 characters",
+        ));
     }
     if f.aws_account_id.len() != 12 || !f.aws_account_id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(&id, "AwsAccountId", format!("'{}' is not a 12-digit account id", f.aws_account_id)));
+        return Err(invalid(
+            &id,
+            "AwsAccountId",
+            format!("'{}' is not a 12-digit account id", f.aws_account_id),
+        ));
     }
-    for (field, value) in [("CreatedAt", Some(&f.created_at)), ("UpdatedAt", Some(&f.updated_at)), ("FirstObservedAt", f.first_observed_at.as_ref()), ("LastObservedAt", f.last_observed_at.as_ref())] {
+    for (field, value) in [
+        ("CreatedAt", Some(&f.created_at)),
+        ("UpdatedAt", Some(&f.updated_at)),
+        ("FirstObservedAt", f.first_observed_at.as_ref()),
+        ("LastObservedAt", f.last_observed_at.as_ref()),
+    ] {
         if let Some(v) = value {
             if crate::time::parse_rfc3339_ms(v).is_none() {
-                return Err(invalid(&id, field, format!("'{v}' is not an RFC 3339 time")));
+                return Err(invalid(
+                    &id,
+                    field,
+                    format!("'{v}' is not an RFC 3339 time"),
+                ));
             }
         }
     }
@@ -298,26 +385,53 @@ pub fn validate(f: &mut Finding) -> Result<Vec<String>, Invalid> {
     for t in &f.types {
         let namespace = t.split('/').next().unwrap_or("");
         if !TYPE_NAMESPACES.contains(&namespace) {
-            return Err(invalid(&id, "Types", format!("'{t}' does not start with one of: {}", TYPE_NAMESPACES.join(", "))));
+            return Err(invalid(
+                &id,
+                "Types",
+                format!(
+                    "'{t}' does not start with one of: {}",
+                    TYPE_NAMESPACES.join(", ")
+                ),
+            ));
         }
     }
     if f.resources.is_empty() || f.resources.len() > MAX_RESOURCES {
-        return Err(invalid(&id, "Resources", format!("needs 1 to {MAX_RESOURCES} resources, has {}", f.resources.len())));
+        return Err(invalid(
+            &id,
+            "Resources",
+            format!(
+                "needs 1 to {MAX_RESOURCES} resources, has {}",
+                f.resources.len()
+            ),
+        ));
     }
     for (i, r) in f.resources.iter().enumerate() {
         if r.id.trim().is_empty() || r.type_.trim().is_empty() {
-            return Err(invalid(&id, &format!("Resources[{i}]"), "needs Type and Id"));
+            return Err(invalid(
+                &id,
+                &format!("Resources[{i}]"),
+                "needs Type and Id",
+            ));
         }
     }
     if f.product_fields.len() > MAX_PRODUCT_FIELDS {
-        return Err(invalid(&id, "ProductFields", format!("at most {MAX_PRODUCT_FIELDS} entries, has {}", f.product_fields.len())));
+        return Err(invalid(
+            &id,
+            "ProductFields",
+            format!(
+                "at most {MAX_PRODUCT_FIELDS} entries, has {}",
+                f.product_fields.len()
+            ),
+        ));
     }
     let mut adjusted = Vec::new();
     if truncate_chars(&mut f.title, MAX_TITLE_CHARS) {
         adjusted.push(format!("Title truncated to {MAX_TITLE_CHARS} characters"));
     }
     if truncate_chars(&mut f.description, MAX_DESCRIPTION_CHARS) {
-        adjusted.push(format!("Description truncated to {MAX_DESCRIPTION_CHARS} characters"));
+        adjusted.push(format!(
+            "Description truncated to {MAX_DESCRIPTION_CHARS} characters"
+        ));
     }
     for (k, v) in f.product_fields.iter_mut() {
         if truncate_chars(v, MAX_PRODUCT_FIELD_VALUE) {
@@ -326,7 +440,11 @@ pub fn validate(f: &mut Finding) -> Result<Vec<String>, Invalid> {
     }
     let size = serde_json::to_vec(f).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > MAX_FINDING_BYTES {
-        return Err(invalid(&id, "(finding)", format!("{size} bytes is over Security Hub's {MAX_FINDING_BYTES}-byte limit")));
+        return Err(invalid(
+            &id,
+            "(finding)",
+            format!("{size} bytes is over Security Hub's {MAX_FINDING_BYTES}-byte limit"),
+        ));
     }
     Ok(adjusted)
 }
@@ -337,8 +455,13 @@ pub fn batches(findings: Vec<Finding>) -> Vec<Vec<Finding>> {
     let mut current = Vec::new();
     let mut bytes = 0;
     for f in findings {
-        let size = serde_json::to_vec(&f).map(|v| v.len()).unwrap_or(MAX_FINDING_BYTES) + 1;
-        if !current.is_empty() && (current.len() == MAX_BATCH_FINDINGS || bytes + size > MAX_BATCH_BYTES) {
+        let size = serde_json::to_vec(&f)
+            .map(|v| v.len())
+            .unwrap_or(MAX_FINDING_BYTES)
+            + 1;
+        if !current.is_empty()
+            && (current.len() == MAX_BATCH_FINDINGS || bytes + size > MAX_BATCH_BYTES)
+        {
             out.push(std::mem::take(&mut current));
             bytes = 0;
         }

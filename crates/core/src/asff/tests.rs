@@ -2,7 +2,11 @@ use super::*;
 use crate::detect::{Detection, DetectionResource};
 
 fn target() -> ImportTarget {
-    ImportTarget { account: "111122223333".into(), region: "us-east-1".into(), partition: "aws".into() }
+    ImportTarget {
+        account: "111122223333".into(),
+        region: "us-east-1".into(),
+        partition: "aws".into(),
+    }
 }
 
 fn detection(uids: &[&str]) -> Detection {
@@ -21,7 +25,10 @@ fn detection(uids: &[&str]) -> Detection {
         actor: Some("arn:aws:iam::111122223333:root".into()),
         src_ip: Some("198.51.100.7".into()),
         operation: Some("DescribeInstances".into()),
-        resource: DetectionResource { id: "arn:aws:iam::111122223333:root".into(), type_: "Other".into() },
+        resource: DetectionResource {
+            id: "arn:aws:iam::111122223333:root".into(),
+            type_: "Other".into(),
+        },
         class_uid: 6003,
     }
 }
@@ -50,12 +57,25 @@ fn detections_become_valid_findings_with_stable_ids() {
     let now = "2024-05-14T01:00:00.000Z";
     let mut f = from_detection(&detection(&["b", "a"]), &target(), now);
     assert_eq!(validate(&mut f), Ok(vec![]));
-    assert_eq!(f.product_arn, "arn:aws:securityhub:us-east-1:111122223333:product/111122223333/default");
+    assert_eq!(
+        f.product_arn,
+        "arn:aws:securityhub:us-east-1:111122223333:product/111122223333/default"
+    );
     assert_eq!(f.generator_id, "muster.cis.cloudwatch.1");
     assert_eq!(f.product_fields["muster/event_uids"], "b,a");
-    assert_eq!(f.severity, Severity { label: SeverityLabel::High, normalized: 80 });
+    assert_eq!(
+        f.severity,
+        Severity {
+            label: SeverityLabel::High,
+            normalized: 80
+        }
+    );
     // Same events in another order, later: same Id, UpdatedAt moves, CreatedAt stays.
-    let g = from_detection(&detection(&["a", "b"]), &target(), "2024-05-14T02:00:00.000Z");
+    let g = from_detection(
+        &detection(&["a", "b"]),
+        &target(),
+        "2024-05-14T02:00:00.000Z",
+    );
     assert_eq!(f.id, g.id);
     assert_eq!(f.created_at, g.created_at);
     assert!(g.updated_at > f.updated_at);
@@ -68,13 +88,25 @@ fn custom_findings_map_and_reject_by_field() {
     let mut f = from_custom(&custom(), &target(), now).unwrap();
     assert_eq!(validate(&mut f), Ok(vec![]));
     assert_eq!(f.generator_id, "acme-scanner");
-    assert_eq!(f.id, from_custom(&custom(), &target(), "2025-01-01T00:00:00Z").unwrap().id, "same correlation id, same Id");
+    assert_eq!(
+        f.id,
+        from_custom(&custom(), &target(), "2025-01-01T00:00:00Z")
+            .unwrap()
+            .id,
+        "same correlation id, same Id"
+    );
     assert_eq!(f.product_fields["muster/correlation_id"], "scan-42");
 
     let cases: Vec<(Box<dyn Fn(&mut CustomFinding)>, &str)> = vec![
         (Box::new(|c| c.severity = "SEVERE".into()), "severity"),
-        (Box::new(|c| c.created_at = "yesterday".into()), "created_at"),
-        (Box::new(|c| c.correlation_id = " ".into()), "correlation_id"),
+        (
+            Box::new(|c| c.created_at = "yesterday".into()),
+            "created_at",
+        ),
+        (
+            Box::new(|c| c.correlation_id = " ".into()),
+            "correlation_id",
+        ),
     ];
     for (break_it, field) in cases {
         let mut c = custom();
@@ -82,21 +114,45 @@ fn custom_findings_map_and_reject_by_field() {
         assert_eq!(from_custom(&c, &target(), now).unwrap_err().field, field);
     }
     let cases: Vec<(Box<dyn Fn(&mut Finding)>, &str)> = vec![
-        (Box::new(|f| f.aws_account_id = "12345".into()), "AwsAccountId"),
-        (Box::new(|f| f.types = vec!["Made Up/Thing".into()]), "Types"),
+        (
+            Box::new(|f| f.aws_account_id = "12345".into()),
+            "AwsAccountId",
+        ),
+        (
+            Box::new(|f| f.types = vec!["Made Up/Thing".into()]),
+            "Types",
+        ),
         (Box::new(|f| f.resources.clear()), "Resources"),
-        (Box::new(|f| f.resources = vec![f.resources[0].clone(); 33]), "Resources"),
+        (
+            Box::new(|f| f.resources = vec![f.resources[0].clone(); 33]),
+            "Resources",
+        ),
         (Box::new(|f| f.title = String::new()), "Title"),
-        (Box::new(|f| f.updated_at = "2024-13-01T00:00:00Z".into()), "UpdatedAt"),
-        (Box::new(|f| f.description = "x".repeat(300 * 1024)), "(finding)"),
+        (
+            Box::new(|f| f.updated_at = "2024-13-01T00:00:00Z".into()),
+            "UpdatedAt",
+        ),
+        (
+            Box::new(|f| f.description = "x".repeat(300 * 1024)),
+            "(finding)",
+        ),
     ];
     for (break_it, field) in cases {
         let mut f = from_custom(&custom(), &target(), now).unwrap();
         break_it(&mut f);
         if field == "(finding)" {
             // Description is truncated first, so make something else huge.
-            f.product_fields = (0..50).map(|i| (format!("k{i}"), "v".repeat(2000))).collect();
-            f.resources = (0..32).map(|i| Resource { type_: "Other".into(), id: format!("{i}{}", "r".repeat(8000)), partition: None, region: None }).collect();
+            f.product_fields = (0..50)
+                .map(|i| (format!("k{i}"), "v".repeat(2000)))
+                .collect();
+            f.resources = (0..32)
+                .map(|i| Resource {
+                    type_: "Other".into(),
+                    id: format!("{i}{}", "r".repeat(8000)),
+                    partition: None,
+                    region: None,
+                })
+                .collect();
         }
         assert_eq!(validate(&mut f).unwrap_err().field, field);
     }
@@ -117,14 +173,28 @@ fn long_text_is_truncated_with_a_marker_not_rejected() {
 #[test]
 fn batches_respect_count_and_size() {
     let f = from_custom(&custom(), &target(), "2024-05-14T01:00:00Z").unwrap();
-    let many: Vec<Finding> = (0..250).map(|i| Finding { id: format!("id-{i}"), ..f.clone() }).collect();
+    let many: Vec<Finding> = (0..250)
+        .map(|i| Finding {
+            id: format!("id-{i}"),
+            ..f.clone()
+        })
+        .collect();
     let b = batches(many);
-    assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![100, 100, 50]);
-    let big = Finding { description: "x".repeat(200 * 1024), ..f.clone() };
+    assert_eq!(
+        b.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![100, 100, 50]
+    );
+    let big = Finding {
+        description: "x".repeat(200 * 1024),
+        ..f.clone()
+    };
     let b = batches(vec![big; 70]);
     assert!(b.len() >= 3, "70 × 200 KB must split under 6 MB");
     for batch in &b {
-        let bytes: usize = batch.iter().map(|f| serde_json::to_vec(f).unwrap().len()).sum();
+        let bytes: usize = batch
+            .iter()
+            .map(|f| serde_json::to_vec(f).unwrap().len())
+            .sum();
         assert!(bytes <= MAX_BATCH_BYTES && batch.len() <= MAX_BATCH_FINDINGS);
     }
 }

@@ -8,6 +8,7 @@
 use crate::ocsf::Event;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// The built-in rule set: the CIS AWS Foundations monitoring controls (Security Hub
 /// CloudWatch.1–14), AWS Organizations changes and repeated failed sign-ins.
@@ -356,18 +357,33 @@ pub struct DetectionResource {
     pub type_: String,
 }
 
-/// Evaluates rules over a stream of events, keeping the sliding windows of the
-/// threshold rules. One per object (or per run in the CLI).
+/// Most uids one detection carries; a larger group is reported as several detections,
+/// so memory and EventBridge entries stay bounded however many events match.
+pub const MAX_UIDS_PER_DETECTION: usize = 100;
+
+/// Evaluates rules over a stream of events. Simple rules' hits are grouped per rule,
+/// actor and resource for the object (one "Unauthorized API call by X" with every
+/// matching event, not one per call); threshold rules keep sliding windows per group.
+/// One per object: call `observe` for each event, then `finish`.
 pub struct Detector {
-    rules: RuleSet,
+    rules: Arc<RuleSet>,
     windows: HashMap<(usize, String), VecDeque<(i64, String)>>,
+    groups: Vec<Group>,
+    group_index: HashMap<(usize, Option<String>, String), usize>,
+}
+
+struct Group {
+    detection: Detection,
+    first_ms: i64,
 }
 
 impl Detector {
-    pub fn new(rules: RuleSet) -> Self {
+    pub fn new(rules: impl Into<Arc<RuleSet>>) -> Self {
         Detector {
-            rules,
+            rules: rules.into(),
             windows: HashMap::new(),
+            groups: Vec::new(),
+            group_index: HashMap::new(),
         }
     }
 
@@ -375,16 +391,43 @@ impl Detector {
         &self.rules
     }
 
-    /// The detections `e` completes.
+    /// Detections completed by `e`: threshold rules that fire, and groups that are full.
     pub fn observe(&mut self, e: &Event<'_>) -> Vec<Detection> {
-        let mut hits = Vec::new();
+        let mut done = Vec::new();
         for (i, rule) in self.rules.rules.iter().enumerate() {
             if !rule.when.matches(e) {
                 continue;
             }
             let uid = e.metadata.uid.as_deref().unwrap_or("").to_string();
             match &rule.threshold {
-                None => hits.push(detection(rule, e, vec![uid], e.time)),
+                None => {
+                    let d = detection(rule, e, vec![uid.clone()], e.time);
+                    let key = (i, d.actor.clone(), d.resource.id.clone());
+                    match self.group_index.get(&key) {
+                        Some(&g) => {
+                            let group = &mut self.groups[g];
+                            group.detection.event_uids.push(uid);
+                            if e.time > group.first_ms {
+                                group.detection.time = d.time;
+                            } else {
+                                group.first_ms = e.time;
+                                group.detection.first_seen = d.first_seen;
+                            }
+                            if group.detection.event_uids.len() >= MAX_UIDS_PER_DETECTION {
+                                self.group_index.remove(&key);
+                                done.push(group.detection.clone());
+                                group.detection.event_uids.clear();
+                            }
+                        }
+                        None => {
+                            self.group_index.insert(key, self.groups.len());
+                            self.groups.push(Group {
+                                detection: d,
+                                first_ms: e.time,
+                            });
+                        }
+                    }
+                }
                 Some(t) => {
                     let Some(group) = field(e, &t.group_by) else {
                         continue;
@@ -398,12 +441,55 @@ impl Detector {
                     if window.len() >= t.count {
                         let first = window.front().map_or(e.time, |(at, _)| *at);
                         let uids = window.drain(..).map(|(_, u)| u).collect();
-                        hits.push(detection(rule, e, uids, first));
+                        done.push(detection(rule, e, uids, first));
                     }
                 }
             }
         }
-        hits
+        done
+    }
+
+    /// The grouped detections still open, in the order their first event came.
+    pub fn finish(&mut self) -> Vec<Detection> {
+        self.group_index.clear();
+        self.groups
+            .drain(..)
+            .map(|g| g.detection)
+            .filter(|d| !d.event_uids.is_empty())
+            .collect()
+    }
+}
+
+/// EventBridge `source` and `detail-type` of detection events.
+pub const EVENT_SOURCE: &str = "muster";
+pub const DETAIL_TYPE: &str = "muster.detection";
+
+impl Detection {
+    /// A stable id for the detection: its rule and the events it covers.
+    pub fn uid(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in std::iter::once(&self.rule_id).chain(std::iter::once(&self.account)).chain(self.event_uids.iter()) {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        hex::encode(&h.finalize()[..16])
+    }
+
+    /// The detection as the EventBridge event consumers receive (and the CLI writes):
+    /// `source` "muster", `detail-type` "muster.detection", the detection as `detail`.
+    pub fn to_eventbridge_event(&self) -> serde_json::Value {
+        serde_json::json!({
+            "version": "0",
+            "id": self.uid(),
+            "detail-type": DETAIL_TYPE,
+            "source": EVENT_SOURCE,
+            "account": self.account,
+            "time": self.time,
+            "region": self.region,
+            "resources": [self.resource.id],
+            "detail": self,
+        })
     }
 }
 

@@ -85,11 +85,10 @@ fn login(ok: bool, mfa: bool, ip: &str, at: i64) -> Event<'static> {
 }
 
 fn hits(e: &Event<'_>) -> Vec<String> {
-    Detector::new(RuleSet::builtin())
-        .observe(e)
-        .into_iter()
-        .map(|d| d.rule_id)
-        .collect()
+    let mut d = Detector::new(RuleSet::builtin());
+    let mut out: Vec<String> = d.observe(e).into_iter().map(|d| d.rule_id).collect();
+    out.extend(d.finish().into_iter().map(|d| d.rule_id));
+    out
 }
 
 #[test]
@@ -314,8 +313,9 @@ fn user_rules_extend_and_override_the_builtin_ones() {
         error: None,
         invoked_by: None,
     });
+    assert!(d.observe(&e).is_empty());
     assert_eq!(
-        d.observe(&e)
+        d.finish()
             .iter()
             .map(|h| h.rule_id.as_str())
             .collect::<Vec<_>>(),
@@ -338,4 +338,37 @@ fn resources_get_asff_types() {
         "AwsKmsKey"
     );
     assert_eq!(asff_resource_type(None, "i-123"), "Other");
+}
+
+#[test]
+fn simple_hits_group_per_actor_and_resource_with_bounded_uids() {
+    let mut d = Detector::new(RuleSet::builtin());
+    let denied = |n: usize| {
+        let mut e = api_event(&Call {
+            service: "s3.amazonaws.com",
+            operation: "GetObject",
+            user_type: "IAMUser",
+            error: Some("AccessDenied"),
+            invoked_by: None,
+        });
+        e.metadata.uid = Some(Cow::Owned(format!("denied-{n}")));
+        e.time += n as i64;
+        e
+    };
+    let mut done = Vec::new();
+    for n in 0..(MAX_UIDS_PER_DETECTION + 5) {
+        done.extend(d.observe(&denied(n)));
+    }
+    assert_eq!(done.len(), 1, "a full group is reported at once");
+    assert_eq!(done[0].event_uids.len(), MAX_UIDS_PER_DETECTION);
+    let rest = d.finish();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(
+        rest[0].event_uids,
+        (MAX_UIDS_PER_DETECTION..MAX_UIDS_PER_DETECTION + 5)
+            .map(|n| format!("denied-{n}"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(done[0].first_seen, "2024-05-14T00:00:00.000Z");
+    assert_eq!(done[0].time, "2024-05-14T00:00:00.099Z");
 }
