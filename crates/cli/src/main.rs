@@ -1,6 +1,7 @@
 //! `muster`: the normaliser (and later the importer and forwarder) on local files,
 //! writing the same lake layout as the Lambda functions write to S3.
 
+mod import;
 mod local;
 mod normalize;
 
@@ -22,11 +23,14 @@ struct Cli {
 enum Command {
     /// Normalise log files (CloudTrail, VPC Flow Logs) into an OCSF lake on disk.
     Normalize(normalize::Args),
+    /// Turn detections and custom findings into ASFF findings (Security Hub's stand-in on disk).
+    Import(import::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Normalize(args) => normalize::run(args),
+        Command::Import(args) => import::run(args),
     }
 }

@@ -71,6 +71,21 @@ pub trait DetectionBus {
     fn publish(&self, detections: &[crate::detect::Detection]) -> Result<()>;
 }
 
+/// A finding Security Hub (or the stand-in) did not take, and whether sending it again can help.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FailedFinding {
+    pub id: String,
+    pub error_code: String,
+    pub error_message: String,
+    pub retryable: bool,
+}
+
+/// Imports ASFF findings (BatchImportFindings in AWS, files locally). The sink does the
+/// batching, throttling and retries; what it returns failed for good.
+pub trait FindingsSink {
+    fn import(&self, findings: &[crate::asff::Finding]) -> Result<Vec<FailedFinding>>;
+}
+
 /// Publishes CloudWatch embedded-metric-format documents (stdout in Lambda, files locally).
 pub trait MetricsSink {
     fn publish(&self, emf_document: &str) -> Result<()>;
