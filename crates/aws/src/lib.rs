@@ -1,1 +1,19 @@
 //! Adapters over aws-sdk-* implementing the ports of muster-core.
+//!
+//! The ports are synchronous (the normaliser runs on a blocking thread), the SDK is
+//! async: every adapter holds a tokio runtime [`Handle`](tokio::runtime::Handle) and
+//! blocks on it. So call them from `tokio::task::spawn_blocking` or a plain thread,
+//! never from inside an async task.
+
+pub mod config;
+pub mod error;
+pub mod eventbridge;
+pub mod retry;
+pub mod s3;
+pub mod securityhub;
+
+pub use config::AwsConfig;
+pub use error::{Error, Result};
+pub use eventbridge::EventBridgeBus;
+pub use s3::{S3LakeWriter, S3ObjectSource};
+pub use securityhub::SecurityHubSink;

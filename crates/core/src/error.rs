@@ -59,6 +59,15 @@ pub enum Error {
     #[error("{object}: cannot tell the log source from the key or the content; pass --source")]
     UnknownSource { object: String },
 
+    /// The store behind an `ObjectSource` refused or failed to open an input object
+    /// (S3 GetObject, a local open); whether a retry can help depends on why.
+    #[error("{object}: cannot open: {message}")]
+    Open {
+        object: String,
+        message: String,
+        retryable: bool,
+    },
+
     /// A port (lake, quarantine) failed to accept output.
     #[error("{what}: {message}")]
     Sink {
@@ -89,7 +98,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Read { .. } => true,
-            Error::Sink { retryable, .. } => *retryable,
+            Error::Sink { retryable, .. } | Error::Open { retryable, .. } => *retryable,
             Error::Decompress { .. }
             | Error::Format { .. }
             | Error::UnknownSource { .. }

@@ -213,6 +213,788 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Streaming JSON array splitter
+// ---------------------------------------------------------------------------
+
+use std::fmt;
+
+/// How one element of the streamed array ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElementEnd {
+    /// The element is whole in `bytes`.
+    Complete,
+    /// The element is longer than the limit: `bytes` holds only its beginning and
+    /// `len` is its full length. Its end was found, so reading goes on after it.
+    Oversized { len: u64 },
+    /// The input ended inside the element: `bytes` holds what there was.
+    Truncated,
+}
+
+/// One element of the array, as the raw bytes of its JSON text.
+#[derive(Debug)]
+pub struct ArrayElement<'a> {
+    /// 0-based position in the array.
+    pub index: u64,
+    /// 1-based line of the decoded stream where the element starts.
+    pub line: u64,
+    pub bytes: &'a [u8],
+    pub end: ElementEnd,
+}
+
+/// The start of an element as far as the reader holds it (see
+/// [`JsonArraySplitter::peek_element`]).
+#[derive(Debug)]
+pub struct BufferedElement<'a> {
+    /// 0-based position in the array.
+    pub index: u64,
+    /// 1-based line of the decoded stream where the element starts.
+    pub line: u64,
+    /// The buffered input from the element's first byte on: the element and
+    /// whatever follows it, or only the element's beginning.
+    pub bytes: &'a [u8],
+}
+
+/// Why the splitter stopped.
+#[derive(Debug)]
+pub enum SplitError {
+    /// The reader failed; the caller decides whether that is a read or a codec error.
+    Io(io::Error),
+    /// The document around the array is not what it should be (no such array,
+    /// cut short, trailing data). Every element before this point has been returned.
+    Format {
+        line: u64,
+        record: Option<u64>,
+        reason: String,
+    },
+}
+
+impl fmt::Display for SplitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SplitError::Io(e) => write!(f, "reading failed: {e}"),
+            SplitError::Format { line, reason, .. } => write!(f, "line {line}: {reason}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Before the array: reading the root object's keys.
+    Start,
+    /// Inside the array, between elements.
+    Elements,
+    /// The last element was cut off by the end of the input.
+    Truncated,
+    Done,
+}
+
+/// The decoded stream, with bytes handed back by [`JsonArraySplitter::resync`]
+/// read again before it, and the line count of everything consumed.
+struct SplitInput<R> {
+    inner: R,
+    replay: Vec<u8>,
+    replay_pos: usize,
+    line: u64,
+}
+
+impl<R: BufRead> SplitInput<R> {
+    fn fill(&mut self) -> io::Result<&[u8]> {
+        if self.replay_pos < self.replay.len() {
+            return Ok(&self.replay[self.replay_pos..]);
+        }
+        loop {
+            match self.inner.fill_buf() {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        // Returns the buffer filled above without reading again.
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize, newlines: u64) {
+        self.line += newlines;
+        if self.replay_pos < self.replay.len() {
+            self.replay_pos += n;
+            if self.replay_pos >= self.replay.len() {
+                self.replay.clear();
+                self.replay_pos = 0;
+            }
+        } else {
+            self.inner.consume(n);
+        }
+    }
+}
+
+/// Line feeds in `bytes`: how far a line count moves over them.
+pub fn count_newlines(bytes: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', bytes).count() as u64
+}
+
+/// Where a value scan is, kept across the chunks of the stream.
+#[derive(Debug, Clone, Copy)]
+struct ValueScan {
+    kind: ValueKind,
+    depth: u64,
+    in_str: bool,
+    /// The chunk ended on a backslash inside a string: the next byte is escaped.
+    escape: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueKind {
+    Container {
+        open: u8,
+        close: u8,
+    },
+    Str,
+    /// A literal (`true`, `12`) or bytes that are no JSON at all.
+    Bare,
+}
+
+impl ValueScan {
+    /// Starts a scan at the value's first byte, which the caller has consumed.
+    fn start(first: u8) -> Self {
+        let (kind, depth, in_str) = match first {
+            b'{' => (
+                ValueKind::Container {
+                    open: b'{',
+                    close: b'}',
+                },
+                1,
+                false,
+            ),
+            b'[' => (
+                ValueKind::Container {
+                    open: b'[',
+                    close: b']',
+                },
+                1,
+                false,
+            ),
+            b'"' => (ValueKind::Str, 0, true),
+            _ => (ValueKind::Bare, 0, false),
+        };
+        ValueScan {
+            kind,
+            depth,
+            in_str,
+            escape: false,
+        }
+    }
+
+    /// Scans `data` for the end of the value: `Some(n)` when it ends after
+    /// `data[..n]`, `None` when all of `data` belongs to it.
+    ///
+    /// Only the value's own kind of bracket is counted: a well-formed value
+    /// balances the other kind inside it, and a malformed one is caught by the
+    /// parser that reads the element afterwards. That keeps the search to three
+    /// bytes, which `memchr3` finds many bytes at a time.
+    #[inline]
+    fn scan(&mut self, data: &[u8]) -> Option<usize> {
+        let mut i = 0;
+        if self.escape {
+            if data.is_empty() {
+                return None;
+            }
+            self.escape = false;
+            i = 1;
+        }
+        match self.kind {
+            ValueKind::Container { open, close } => {
+                while i < data.len() {
+                    if self.in_str {
+                        let j = i + memchr::memchr2(b'"', b'\\', &data[i..])?;
+                        if data[j] == b'"' {
+                            self.in_str = false;
+                            i = j + 1;
+                        } else if j + 1 < data.len() {
+                            i = j + 2;
+                        } else {
+                            self.escape = true;
+                            return None;
+                        }
+                    } else {
+                        let j = i + memchr::memchr3(b'"', open, close, &data[i..])?;
+                        i = j + 1;
+                        match data[j] {
+                            b'"' => self.in_str = true,
+                            c if c == open => self.depth += 1,
+                            _ => {
+                                self.depth -= 1;
+                                if self.depth == 0 {
+                                    return Some(i);
+                                }
+                            }
+                        }
+                    }
+                }
+                None
+            }
+            ValueKind::Str => {
+                while i < data.len() {
+                    let j = i + memchr::memchr2(b'"', b'\\', &data[i..])?;
+                    if data[j] == b'"' {
+                        self.in_str = false;
+                        return Some(j + 1);
+                    } else if j + 1 < data.len() {
+                        i = j + 2;
+                    } else {
+                        self.escape = true;
+                        return None;
+                    }
+                }
+                None
+            }
+            // A bad line in the middle of the array ends at its newline, so it is
+            // one rejected element rather than one per word.
+            ValueKind::Bare => data[i..]
+                .iter()
+                .position(|b| matches!(b, b',' | b']' | b'}' | b'{' | b'[' | b'\n' | b'\r'))
+                .map(|p| i + p),
+        }
+    }
+}
+
+/// A UTF-8 byte order mark, which some tools put before JSON.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Reads the elements of one array inside a JSON document, e.g. the `Records` of
+/// a CloudTrail file, one at a time from a stream, without ever holding more than
+/// one element: memory is bounded by `max_bytes`, whatever the document's size.
+///
+/// The document is a JSON object with the array under `key`; other keys before
+/// and after it are skipped without being buffered. Each element comes back as
+/// raw bytes with its index and starting line, for a parser of the caller's
+/// choice. The splitter finds element boundaries by strings and bracket depth
+/// only; checking the JSON inside an element is the parser's job, and when the
+/// parser finds an element broken, [`resync`](Self::resync) finds where the next
+/// good element starts.
+pub struct JsonArraySplitter<R> {
+    input: SplitInput<R>,
+    key: Vec<u8>,
+    max_bytes: usize,
+    phase: Phase,
+    buf: Vec<u8>,
+    key_buf: Vec<u8>,
+    next_index: u64,
+    /// The last element returned, while it may still be resynchronised.
+    last: Option<ElementEnd>,
+    /// The first key of the elements (`eventVersion` in CloudTrail): where a new
+    /// element starts when one is broken.
+    anchor: Option<Vec<u8>>,
+    /// `anchor` was read from a whole element rather than given.
+    anchor_learned: bool,
+}
+
+/// Longest object key compared with the array's key; longer keys cannot match.
+const MAX_KEY: usize = 256;
+
+impl<R: BufRead> JsonArraySplitter<R> {
+    /// A splitter over `inner` for the array under `key` in the root object.
+    pub fn new(inner: R, key: &str, max_bytes: usize) -> Self {
+        JsonArraySplitter {
+            input: SplitInput {
+                inner,
+                replay: Vec::new(),
+                replay_pos: 0,
+                line: 1,
+            },
+            key: key.as_bytes().to_vec(),
+            max_bytes,
+            phase: Phase::Start,
+            buf: Vec::with_capacity(16 * 1024),
+            key_buf: Vec::with_capacity(64),
+            next_index: 0,
+            last: None,
+            anchor: None,
+            anchor_learned: false,
+        }
+    }
+
+    /// Sets the key that element objects are expected to start with, so that a
+    /// broken element can be resynchronised before a good one has been seen. The
+    /// first key of the first whole object element replaces it: the data knows
+    /// its own layout better than the caller.
+    pub fn with_resync_key(mut self, first_key: &str) -> Self {
+        self.anchor = Some(first_key.as_bytes().to_vec());
+        self
+    }
+
+    /// Elements started so far (the next element's index).
+    pub fn elements(&self) -> u64 {
+        self.next_index
+    }
+
+    /// The current 1-based line of the decoded stream.
+    pub fn line(&self) -> u64 {
+        self.input.line
+    }
+
+    /// The bytes of the element returned last (after [`resync`](Self::resync),
+    /// only its broken part).
+    pub fn element_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The next element, `Ok(None)` at the end of a well-formed document, or the
+    /// error that ends the document.
+    pub fn next_element(&mut self) -> Result<Option<ArrayElement<'_>>, SplitError> {
+        self.last = None;
+        let Some(first) = self.advance_to_element()? else {
+            return Ok(None);
+        };
+        let index = self.next_index;
+        self.next_index += 1;
+        let line = self.input.line;
+        self.buf.clear();
+        let end = self.scan_value(first, true)?;
+        if end == ElementEnd::Truncated {
+            self.phase = Phase::Truncated;
+        }
+        if end == ElementEnd::Complete && !self.anchor_learned {
+            if let Some(key) = first_key(&self.buf) {
+                self.anchor = Some(key.to_vec());
+                self.anchor_learned = true;
+            }
+        }
+        self.last = Some(end);
+        Ok(Some(ArrayElement {
+            index,
+            line,
+            bytes: &self.buf,
+            end,
+        }))
+    }
+
+    /// The fast path: all the input the reader already holds from the next
+    /// element's first byte on, not consumed, for a parser that finds the ends of
+    /// elements itself and so spares the splitter's scan and copy. The parser
+    /// reads as many whole elements there as it can (keeping to
+    /// [`max_bytes`](Self::max_bytes) each, and stepping over the `,` between
+    /// them), then calls [`commit`](Self::commit) with how far it got; what it
+    /// could not read (an element going on past the buffer, a broken or oversized
+    /// one) [`next_element`](Self::next_element) reads the careful way.
+    /// `Ok(None)` at the end of the array.
+    pub fn peek_element(&mut self) -> Result<Option<BufferedElement<'_>>, SplitError> {
+        self.last = None;
+        if self.advance_to_element()?.is_none() {
+            return Ok(None);
+        }
+        let (index, line) = (self.next_index, self.input.line);
+        let data = self.input.fill().map_err(SplitError::Io)?;
+        Ok(Some(BufferedElement {
+            index,
+            line,
+            bytes: data,
+        }))
+    }
+
+    /// Takes the first `len` bytes of what [`peek_element`](Self::peek_element)
+    /// returned as `elements` elements (and the separators between them).
+    pub fn commit(&mut self, len: usize, elements: u64) -> Result<(), SplitError> {
+        let data = self.input.fill().map_err(SplitError::Io)?;
+        let taken = &data[..len.min(data.len())];
+        if !self.anchor_learned && elements > 0 {
+            if let Some(key) = first_key(taken) {
+                self.anchor = Some(key.to_vec());
+                self.anchor_learned = true;
+            }
+        }
+        let (n, nl) = (taken.len(), count_newlines(taken));
+        self.input.consume(n, nl);
+        self.next_index += elements;
+        Ok(())
+    }
+
+    /// The longest element the caller should accept (see
+    /// [`peek_element`](Self::peek_element)).
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// Moves to the first byte of the next element and returns it, or `None` at
+    /// the end of the array.
+    fn advance_to_element(&mut self) -> Result<Option<u8>, SplitError> {
+        loop {
+            match self.phase {
+                Phase::Done => return Ok(None),
+                Phase::Truncated => {
+                    self.phase = Phase::Done;
+                    return Err(self.format_error(
+                        Some(self.next_index.saturating_sub(1)),
+                        "the document ends inside a record (truncated file?)".into(),
+                    ));
+                }
+                Phase::Start => self.find_array()?,
+                Phase::Elements => break,
+            }
+        }
+        // Separators between elements; stray commas are passed over.
+        loop {
+            match self.peek_non_ws()? {
+                None => {
+                    self.phase = Phase::Done;
+                    return Err(self.format_error(
+                        None,
+                        format!(
+                            "the document ends inside the \"{}\" array after {} record(s) (truncated file?)",
+                            String::from_utf8_lossy(&self.key),
+                            self.next_index
+                        ),
+                    ));
+                }
+                Some(b',') => self.input.consume(1, 0),
+                Some(b']') => {
+                    self.input.consume(1, 0);
+                    self.phase = Phase::Done;
+                    self.read_trailer()?;
+                    return Ok(None);
+                }
+                Some(b) => return Ok(Some(b)),
+            }
+        }
+    }
+
+    /// Call when the element just returned turned out to be broken JSON. If
+    /// another element starts inside it (an object opening with the anchor key
+    /// after a comma: a record swallowed by its broken neighbour), the element is
+    /// cut there, the rest is read again as elements, and the length of the
+    /// broken part is returned. `None` when there is nothing to recover.
+    pub fn resync(&mut self) -> Option<usize> {
+        let last = self.last.take()?;
+        if matches!(last, ElementEnd::Oversized { .. }) {
+            // The middle of an oversized element was never kept, so it cannot be read again.
+            return None;
+        }
+        let cut = find_element_start(&self.buf, self.anchor.as_deref()?)?;
+        let mut replay = self.buf[cut..].to_vec();
+        replay.extend_from_slice(&self.input.replay[self.input.replay_pos..]);
+        self.input.line -= count_newlines(&self.buf[cut..]);
+        self.input.replay = replay;
+        self.input.replay_pos = 0;
+        self.buf.truncate(cut);
+        self.phase = Phase::Elements;
+        Some(cut)
+    }
+
+    fn format_error(&self, record: Option<u64>, reason: String) -> SplitError {
+        SplitError::Format {
+            line: self.input.line,
+            record,
+            reason,
+        }
+    }
+
+    /// Skips whitespace and returns the next byte without consuming it.
+    fn peek_non_ws(&mut self) -> Result<Option<u8>, SplitError> {
+        loop {
+            let data = self.input.fill().map_err(SplitError::Io)?;
+            if data.is_empty() {
+                return Ok(None);
+            }
+            match data.iter().position(|b| !b.is_ascii_whitespace()) {
+                Some(p) => {
+                    let b = data[p];
+                    let nl = count_newlines(&data[..p]);
+                    self.input.consume(p, nl);
+                    return Ok(Some(b));
+                }
+                None => {
+                    let (n, nl) = (data.len(), count_newlines(data));
+                    self.input.consume(n, nl);
+                }
+            }
+        }
+    }
+
+    fn expect(&mut self, want: u8, what: &str) -> Result<(), SplitError> {
+        match self.peek_non_ws()? {
+            Some(b) if b == want => {
+                self.input.consume(1, 0);
+                Ok(())
+            }
+            Some(b) => {
+                Err(self.format_error(None, format!("expected {what} but found {}", describe(b))))
+            }
+            None => Err(self.format_error(
+                None,
+                format!("the document ends where {what} was expected (truncated file?)"),
+            )),
+        }
+    }
+
+    /// Reads the root object's keys up to the array, skipping other values.
+    fn find_array(&mut self) -> Result<(), SplitError> {
+        self.phase = Phase::Done;
+        for &bom in BOM {
+            let data = self.input.fill().map_err(SplitError::Io)?;
+            if data.first() != Some(&bom) {
+                break;
+            }
+            self.input.consume(1, 0);
+        }
+        match self.peek_non_ws()? {
+            Some(b'{') => self.input.consume(1, 0),
+            Some(b) => {
+                return Err(self.format_error(
+                    None,
+                    format!(
+                        "not a JSON object with a \"{}\" array: it starts with {}",
+                        String::from_utf8_lossy(&self.key),
+                        describe(b)
+                    ),
+                ))
+            }
+            None => {
+                return Err(self.format_error(
+                    None,
+                    format!(
+                        "empty document: no \"{}\" array",
+                        String::from_utf8_lossy(&self.key)
+                    ),
+                ))
+            }
+        }
+        let mut first = true;
+        loop {
+            match self.peek_non_ws()? {
+                Some(b'}') => {
+                    return Err(self.format_error(
+                        None,
+                        format!(
+                            "the document has no \"{}\" array",
+                            String::from_utf8_lossy(&self.key)
+                        ),
+                    ))
+                }
+                Some(b',') if !first => self.input.consume(1, 0),
+                _ if first => {}
+                Some(b) => {
+                    return Err(self.format_error(
+                        None,
+                        format!("expected `,` or `}}` but found {}", describe(b)),
+                    ))
+                }
+                None => {
+                    return Err(self.format_error(
+                        None,
+                        format!(
+                            "the document ends before a \"{}\" array (truncated file?)",
+                            String::from_utf8_lossy(&self.key)
+                        ),
+                    ))
+                }
+            }
+            first = false;
+            let is_ours = self.read_key()?;
+            self.expect(b':', "`:`")?;
+            let value = self.peek_non_ws()?;
+            if is_ours {
+                return match value {
+                    Some(b'[') => {
+                        self.input.consume(1, 0);
+                        self.phase = Phase::Elements;
+                        Ok(())
+                    }
+                    Some(b) => Err(self.format_error(
+                        None,
+                        format!(
+                            "\"{}\" is not an array: its value starts with {}",
+                            String::from_utf8_lossy(&self.key),
+                            describe(b)
+                        ),
+                    )),
+                    None => Err(self.format_error(
+                        None,
+                        "the document ends after its key (truncated file?)".into(),
+                    )),
+                };
+            }
+            self.skip_value(value)?;
+        }
+    }
+
+    /// After the array: the rest of the root object, then only whitespace.
+    fn read_trailer(&mut self) -> Result<(), SplitError> {
+        loop {
+            match self.peek_non_ws()? {
+                Some(b'}') => {
+                    self.input.consume(1, 0);
+                    break;
+                }
+                Some(b',') => {
+                    self.input.consume(1, 0);
+                    self.read_key()?;
+                    self.expect(b':', "`:`")?;
+                    let value = self.peek_non_ws()?;
+                    self.skip_value(value)?;
+                }
+                Some(b) => {
+                    return Err(self.format_error(
+                        None,
+                        format!(
+                            "expected `,` or `}}` after the array but found {}",
+                            describe(b)
+                        ),
+                    ))
+                }
+                None => return Err(self.format_error(
+                    None,
+                    "the document ends after the array without its closing `}` (truncated file?)"
+                        .into(),
+                )),
+            }
+        }
+        match self.peek_non_ws()? {
+            None => Ok(()),
+            Some(b) => Err(self.format_error(
+                None,
+                format!(
+                    "unexpected data after the end of the document: {}",
+                    describe(b)
+                ),
+            )),
+        }
+    }
+
+    /// Reads an object key; whether it is the array's key.
+    fn read_key(&mut self) -> Result<bool, SplitError> {
+        self.expect(b'"', "an object key")?;
+        self.key_buf.clear();
+        let mut scan = ValueScan::start(b'"');
+        loop {
+            let data = self.input.fill().map_err(SplitError::Io)?;
+            if data.is_empty() {
+                return Err(self.format_error(
+                    None,
+                    "the document ends inside an object key (truncated file?)".into(),
+                ));
+            }
+            let (n, done) = match scan.scan(data) {
+                Some(n) => (n, true),
+                None => (data.len(), false),
+            };
+            let room = MAX_KEY.saturating_sub(self.key_buf.len());
+            self.key_buf.extend_from_slice(&data[..n.min(room)]);
+            let nl = count_newlines(&data[..n]);
+            self.input.consume(n, nl);
+            if done {
+                break;
+            }
+        }
+        // key_buf holds the key without its opening quote and with its closing one.
+        Ok(self.key_buf.len() == self.key.len() + 1 && self.key_buf.starts_with(&self.key))
+    }
+
+    fn skip_value(&mut self, first: Option<u8>) -> Result<(), SplitError> {
+        let Some(first) = first else {
+            return Err(self.format_error(
+                None,
+                "the document ends where a value was expected (truncated file?)".into(),
+            ));
+        };
+        match self.scan_value(first, false)? {
+            ElementEnd::Truncated => Err(self.format_error(
+                None,
+                "the document ends inside a value (truncated file?)".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Consumes one value starting with `first` (not yet consumed), copying it into
+    /// `buf` up to `max_bytes` when `keep`.
+    fn scan_value(&mut self, first: u8, keep: bool) -> Result<ElementEnd, SplitError> {
+        let mut scan = ValueScan::start(first);
+        let mut len: u64 = 1;
+        let mut over = false;
+        if keep {
+            if self.max_bytes == 0 {
+                over = true;
+            } else {
+                self.buf.push(first);
+            }
+        }
+        self.input.consume(1, 0);
+        loop {
+            let data = self.input.fill().map_err(SplitError::Io)?;
+            if data.is_empty() {
+                // A literal ends where the input does; anything else is cut short.
+                return Ok(if scan.kind == ValueKind::Bare {
+                    if over {
+                        ElementEnd::Oversized { len }
+                    } else {
+                        ElementEnd::Complete
+                    }
+                } else {
+                    ElementEnd::Truncated
+                });
+            }
+            let (n, done) = match scan.scan(data) {
+                Some(n) => (n, true),
+                None => (data.len(), false),
+            };
+            if keep && !over {
+                if self.buf.len() + n <= self.max_bytes {
+                    self.buf.extend_from_slice(&data[..n]);
+                } else {
+                    over = true;
+                    let room = self.max_bytes - self.buf.len();
+                    self.buf.extend_from_slice(&data[..room]);
+                }
+            }
+            len += n as u64;
+            let nl = count_newlines(&data[..n]);
+            self.input.consume(n, nl);
+            if done {
+                return Ok(if over {
+                    ElementEnd::Oversized { len }
+                } else {
+                    ElementEnd::Complete
+                });
+            }
+        }
+    }
+}
+
+/// The first key of a JSON object's text, when it has no escapes.
+fn first_key(object: &[u8]) -> Option<&[u8]> {
+    let rest = object.strip_prefix(b"{")?;
+    let start = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+    let rest = rest[start..].strip_prefix(b"\"")?;
+    let end = memchr::memchr2(b'"', b'\\', rest)?;
+    (rest[end] == b'"' && end > 0).then(|| &rest[..end])
+}
+
+/// Where a following element starts inside a broken one: `, {` then the anchor
+/// key, allowing whitespace between. Position 0 is the broken element itself.
+fn find_element_start(bytes: &[u8], anchor: &[u8]) -> Option<usize> {
+    let mut quoted = Vec::with_capacity(anchor.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(anchor);
+    quoted.push(b'"');
+    let before_ws = |end: usize| bytes[..end].iter().rposition(|b| !b.is_ascii_whitespace());
+    memchr::memmem::find_iter(bytes, &quoted).find_map(|p| {
+        let brace = before_ws(p)?;
+        if brace == 0 || bytes[brace] != b'{' {
+            return None;
+        }
+        let comma = before_ws(brace)?;
+        (bytes[comma] == b',').then_some(brace)
+    })
+}
+
+fn describe(b: u8) -> String {
+    if b.is_ascii_graphic() {
+        format!("`{}`", b as char)
+    } else {
+        format!("byte 0x{b:02x}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +1078,180 @@ mod tests {
                 (4, "too long".into(), true),
                 (5, "last".into(), false),
             ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod json_array_tests {
+    use super::*;
+
+    /// (index, line, text, outcome) of one element.
+    type Split = (u64, u64, String, String);
+
+    /// What the caller of the splitter would do: parse each element, resync when it
+    /// is broken. Elements as (index, line, text, outcome), and the final error.
+    fn split(input: &[u8], capacity: usize, max: usize) -> (Vec<Split>, Option<String>) {
+        let reader = BufReader::with_capacity(capacity, input);
+        let mut s = JsonArraySplitter::new(reader, "Records", max).with_resync_key("eventVersion");
+        let mut got = Vec::new();
+        loop {
+            let el = match s.next_element() {
+                Ok(Some(el)) => el,
+                Ok(None) => return (got, None),
+                Err(SplitError::Format {
+                    line,
+                    record,
+                    reason,
+                }) => return (got, Some(format!("{line}/{record:?}: {reason}"))),
+                Err(SplitError::Io(e)) => panic!("{e}"),
+            };
+            let (index, line, end) = (el.index, el.line, el.end);
+            let valid = serde_json::from_slice::<serde::de::IgnoredAny>(el.bytes).is_ok();
+            let outcome = match end {
+                ElementEnd::Complete if valid => "ok".to_string(),
+                ElementEnd::Oversized { len } => format!("oversized {len}"),
+                ElementEnd::Complete | ElementEnd::Truncated => {
+                    let cut = s.resync();
+                    format!("broken {end:?} cut {cut:?}")
+                }
+            };
+            let text = String::from_utf8_lossy(s.element_bytes()).into_owned();
+            got.push((index, line, text, outcome));
+        }
+    }
+
+    #[test]
+    fn elements_are_split_the_same_whatever_the_chunk_size() {
+        type Case = (
+            &'static str,
+            &'static str,
+            &'static [(u64, u64, &'static str, &'static str)],
+            Option<&'static str>,
+        );
+        let cases: &[Case] = &[
+            (
+                "compact, braces and quotes inside strings",
+                r#"{"Records":[{"a":1},{"b":"x}"},{"c":[1,{"d":"\"}"}]}]}"#,
+                &[(0, 1, r#"{"a":1}"#, "ok"), (1, 1, r#"{"b":"x}"}"#, "ok"), (2, 1, r#"{"c":[1,{"d":"\"}"}]}"#, "ok")],
+                None,
+            ),
+            (
+                "pretty, other keys before and after",
+                "\u{feff}{\n  \"Other\": {\"Records\": [1]},\n  \"Records\" : [\n    {\n      \"a\": 1\n    },\n    {\n      \"b\": \"]\"\n    }\n  ],\n  \"After\": [1, {\"x\": \"}\"}]\n}\n",
+                &[(0, 4, "{\n      \"a\": 1\n    }", "ok"), (1, 7, "{\n      \"b\": \"]\"\n    }", "ok")],
+                None,
+            ),
+            ("empty array", r#"{"Records":[]}"#, &[], None),
+            (
+                "escaped backslashes and quotes",
+                r#"{"Records":[{"a":"\\"},{"b":"\\\""},{"c":"\\\\"}]}"#,
+                &[(0, 1, r#"{"a":"\\"}"#, "ok"), (1, 1, r#"{"b":"\\\""}"#, "ok"), (2, 1, r#"{"c":"\\\\"}"#, "ok")],
+                None,
+            ),
+            ("no Records", r#"{"logFiles":[{"a":1}]}"#, &[], Some("1/None: the document has no \"Records\" array")),
+            ("Records is null", r#"{"Records":null}"#, &[], Some("1/None: \"Records\" is not an array: its value starts with `n`")),
+            ("empty document", "  \n", &[], Some("2/None: empty document: no \"Records\" array")),
+            ("not an object", "[1,2]", &[], Some("1/None: not a JSON object with a \"Records\" array: it starts with `[`")),
+            (
+                "truncated inside a record",
+                "{\"Records\":[{\"a\":1},\n{\"b\":",
+                &[(0, 1, r#"{"a":1}"#, "ok"), (1, 2, r#"{"b":"#, "broken Truncated cut None")],
+                Some("2/Some(1): the document ends inside a record (truncated file?)"),
+            ),
+            (
+                "truncated between records",
+                r#"{"Records":[{"a":1},"#,
+                &[(0, 1, r#"{"a":1}"#, "ok")],
+                Some("1/None: the document ends inside the \"Records\" array after 1 record(s) (truncated file?)"),
+            ),
+            (
+                "no closing brace",
+                r#"{"Records":[{"a":1}]"#,
+                &[(0, 1, r#"{"a":1}"#, "ok")],
+                Some("1/None: the document ends after the array without its closing `}` (truncated file?)"),
+            ),
+            (
+                "trailing data",
+                r#"{"Records":[{"a":1}]} x"#,
+                &[(0, 1, r#"{"a":1}"#, "ok")],
+                Some("1/None: unexpected data after the end of the document: `x`"),
+            ),
+            (
+                "a line that is not JSON between records",
+                "{\"Records\":[\n{\"a\":1},\nthis is not json\n,{\"b\":2}\n]}",
+                &[(0, 2, r#"{"a":1}"#, "ok"), (1, 3, "this is not json", "broken Complete cut None"), (2, 4, r#"{"b":2}"#, "ok")],
+                None,
+            ),
+            (
+                "a record without its closing brace swallows its neighbours until resync",
+                r#"{"Records":[{"eventVersion":"1","a":{"b":1},{"eventVersion":"2"},{"eventVersion":"3"}]}"#,
+                &[
+                    (0, 1, r#"{"eventVersion":"1","a":{"b":1},"#, "broken Complete cut Some(32)"),
+                    (1, 1, r#"{"eventVersion":"2"}"#, "ok"),
+                    (2, 1, r#"{"eventVersion":"3"}"#, "ok"),
+                ],
+                None,
+            ),
+            (
+                "a lost quote turns strings inside out until resync",
+                "{\"Records\":[\n{\"eventVersion\":\"1\",\"a\":\"x},\n{\"eventVersion\":\"2\",\"b\":1},\n{\"eventVersion\":\"3\"}]}",
+                &[
+                    (0, 2, "{\"eventVersion\":\"1\",\"a\":\"x},\n", "broken Truncated cut Some(29)"),
+                    (1, 3, r#"{"eventVersion":"2","b":1}"#, "ok"),
+                    (2, 4, r#"{"eventVersion":"3"}"#, "ok"),
+                ],
+                None,
+            ),
+            (
+                "an oversized record is cut and skipped, not buffered",
+                r#"{"Records":[{"a":1},{"b":"012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"},{"c":3}]}"#,
+                &[(0, 1, r#"{"a":1}"#, "ok"), (1, 1, r#"{"b":"0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123"#, "oversized 128"), (2, 1, r#"{"c":3}"#, "ok")],
+                None,
+            ),
+        ];
+        for (name, input, want, want_err) in cases {
+            for capacity in [1, 2, 3, 5, 16, 4096] {
+                let (got, err) = split(input.as_bytes(), capacity, 100);
+                let got: Vec<_> = got
+                    .iter()
+                    .map(|(i, l, t, o)| (*i, *l, t.as_str(), o.as_str()))
+                    .collect();
+                assert_eq!(&got, want, "{name} (capacity {capacity})");
+                assert_eq!(err.as_deref(), *want_err, "{name} (capacity {capacity})");
+            }
+        }
+    }
+
+    #[test]
+    fn reader_errors_come_back_as_io_errors() {
+        struct Failing(usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let data = br#"{"Records":[{"a":1},{"b":2}"#;
+                if self.0 >= data.len() {
+                    return Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset"));
+                }
+                let n = buf.len().min(data.len() - self.0);
+                buf[..n].copy_from_slice(&data[self.0..self.0 + n]);
+                self.0 += n;
+                Ok(n)
+            }
+        }
+        let mut s =
+            JsonArraySplitter::new(BufReader::with_capacity(8, Failing(0)), "Records", 1024);
+        let mut n = 0;
+        let err = loop {
+            match s.next_element() {
+                Ok(Some(_)) => n += 1,
+                Ok(None) => panic!("no error"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(n, 2);
+        assert!(
+            matches!(err, SplitError::Io(ref e) if e.kind() == io::ErrorKind::ConnectionReset),
+            "{err}"
         );
     }
 }

@@ -191,6 +191,9 @@ pub struct Event<'a> {
     pub http_request: Option<HttpRequest<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<Vec<Resource<'a>>>,
+    /// The policy attached or detached in an Account Change event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_data: Option<Str<'a>>,
     #[serde(skip_serializing_if = "Unmapped::is_empty")]
@@ -209,7 +212,12 @@ impl<'a> Event<'a> {
     ) -> Self {
         let activity_name = activity_name.into();
         let type_uid = class.uid() as u64 * 100 + activity_id as u64;
-        let type_name = format!("{}: {}", class.name(), activity_name);
+        // Concatenated rather than `format!`ed: this runs once per event, and the
+        // formatting machinery costs more than the rest of building an event.
+        let mut type_name = String::with_capacity(class.name().len() + 2 + activity_name.len());
+        type_name.push_str(class.name());
+        type_name.push_str(": ");
+        type_name.push_str(&activity_name);
         Event {
             activity_id,
             activity_name,
@@ -251,6 +259,7 @@ impl<'a> Event<'a> {
             traffic: None,
             http_request: None,
             resources: None,
+            policy: None,
             raw_data: None,
             unmapped: Unmapped::default(),
         }
@@ -507,6 +516,9 @@ pub struct ConnectionInfo {
     pub protocol_name: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_ver_id: Option<u32>,
+    /// Caption of `protocol_ver_id`, or the source's label when that is 99 Other.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol_ver: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp_flags: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -557,6 +569,15 @@ pub struct Resource<'a> {
     pub region: Option<Str<'a>>,
 }
 
+/// An IAM policy (OCSF `policy`: at least one of `name`, `uid`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Policy<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Str<'a>>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceOwner<'a> {
     pub account: Account<'a>,
@@ -570,17 +591,56 @@ pub enum Value<'a> {
     Str(Str<'a>),
     Int(i64),
     Bool(bool),
+    /// A nested object of values, for the leftovers of a source object whose other
+    /// fields were mapped.
+    Map(Unmapped<'a>),
 }
 
 impl Serialize for Value<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
+            // A pretty-printed source keeps its line breaks inside raw values, and one
+            // line break inside an event splits its JSON Lines record in two. Only
+            // whitespace can hold a literal newline in JSON, so dropping the
+            // whitespace outside strings keeps the value and mends the line.
+            Value::Raw(raw) if memchr::memchr2(b'\n', b'\r', raw.get().as_bytes()).is_some() => {
+                match RawValue::from_string(minify_json(raw.get())) {
+                    Ok(compact) => compact.serialize(s),
+                    Err(_) => raw.serialize(s),
+                }
+            }
             Value::Raw(raw) => raw.serialize(s),
             Value::Str(v) => s.serialize_str(v),
             Value::Int(v) => s.serialize_i64(*v),
             Value::Bool(v) => s.serialize_bool(*v),
+            Value::Map(v) => v.serialize(s),
         }
     }
+}
+
+/// `json` (valid JSON) without the whitespace between its tokens.
+fn minify_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Source fields with no OCSF home, kept in the order they were met. A map of
@@ -640,6 +700,35 @@ mod tests {
             let e = Event::new(class, 2, "Read", 1, Metadata::new(Product::aws("x")));
             assert_eq!(e.type_uid, class.uid() as u64 * 100 + 2);
             assert_eq!(e.category_uid, class.uid() / 1000);
+        }
+    }
+
+    #[test]
+    fn raw_values_from_pretty_printed_sources_stay_on_one_line() {
+        let cases = [
+            (
+                "{\n  \"a\": [1,\r\n 2],\n  \"b\": \"x y\\n\\\" }\"\n}",
+                "{\"a\":[1,2],\"b\":\"x y\\n\\\" }\"}",
+            ),
+            ("[\n\t\"  spaced  \"\n]", "[\"  spaced  \"]"),
+            ("{\"compact\": true}", "{\"compact\": true}"),
+        ];
+        for (raw, want) in cases {
+            let raw: Box<RawValue> = RawValue::from_string(raw.into()).unwrap();
+            let mut e = Event::new(
+                Class::ApiActivity,
+                99,
+                "Other",
+                5,
+                Metadata::new(Product::aws("CloudTrail")),
+            );
+            e.unmapped.raw("kept", &raw);
+            let json = serde_json::to_string(&e).unwrap();
+            assert!(!json.contains('\n') && !json.contains('\r'), "{json}");
+            assert!(json.contains(&format!("\"kept\":{want}")), "{json}");
+            let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let original: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
+            assert_eq!(back["unmapped"]["kept"], original);
         }
     }
 

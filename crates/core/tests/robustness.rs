@@ -54,8 +54,16 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
 fn check(key: &str, bytes: Vec<u8>, settings: &Settings, seed: u64) {
     let (outcome, store) = run_bytes(key, bytes, settings);
     let s = &outcome.summary;
-    assert_eq!(s.records_in, s.records_out + s.quarantined, "seed {seed}: accounting {s:?}");
-    assert_eq!(lake_events(&store).len() as u64, s.records_out, "seed {seed}: events written vs counted");
+    assert_eq!(
+        s.records_in,
+        s.records_out + s.quarantined,
+        "seed {seed}: accounting {s:?}"
+    );
+    assert_eq!(
+        lake_events(&store).len() as u64,
+        s.records_out,
+        "seed {seed}: events written vs counted"
+    );
 }
 
 fn seeds_for(source: SourceKind) -> Vec<Vec<u8>> {
@@ -65,7 +73,12 @@ fn seeds_for(source: SourceKind) -> Vec<Vec<u8>> {
         let bytes = std::fs::read(&path).unwrap();
         // Mutate the decoded text (to reach the parser) and, once, the gzip itself.
         let mut text = Vec::new();
-        if std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&bytes[..]), &mut text).is_ok() {
+        if std::io::Read::read_to_end(
+            &mut flate2::read::MultiGzDecoder::new(&bytes[..]),
+            &mut text,
+        )
+        .is_ok()
+        {
             seeds.push(text);
         }
         seeds.push(bytes);
@@ -75,11 +88,22 @@ fn seeds_for(source: SourceKind) -> Vec<Vec<u8>> {
 
 #[test]
 fn mutated_inputs_never_panic_and_accounting_holds() {
-    let iterations: u64 = std::env::var("MUSTER_FUZZ_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let iterations: u64 = std::env::var("MUSTER_FUZZ_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
     for source in [SourceKind::CloudTrail, SourceKind::VpcFlow] {
         let seeds = seeds_for(source);
-        assert!(!seeds.is_empty(), "no samples for {} in events/", source.name());
-        let settings = Settings { source: Some(source), max_record_bytes: 4096, ..Settings::default() };
+        assert!(
+            !seeds.is_empty(),
+            "no samples for {} in events/",
+            source.name()
+        );
+        let settings = Settings {
+            source: Some(source),
+            max_record_bytes: 4096,
+            ..Settings::default()
+        };
         for i in 0..iterations {
             let seed = 0x9e37_79b9_7f4a_7c15 ^ (i + 1) ^ ((source as u64) << 32);
             let mut rng = Rng(seed);
@@ -91,8 +115,15 @@ fn mutated_inputs_never_panic_and_accounting_holds() {
 
 #[test]
 fn random_bytes_never_panic() {
-    for source in [None, Some(SourceKind::CloudTrail), Some(SourceKind::VpcFlow)] {
-        let settings = Settings { source, ..Settings::default() };
+    for source in [
+        None,
+        Some(SourceKind::CloudTrail),
+        Some(SourceKind::VpcFlow),
+    ] {
+        let settings = Settings {
+            source,
+            ..Settings::default()
+        };
         for i in 0..200u64 {
             let seed = 0xdead_beef ^ i;
             let mut rng = Rng(seed);
