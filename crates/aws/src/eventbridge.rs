@@ -345,13 +345,16 @@ mod tests {
         assert!(err.to_string().contains("rule huge"), "{err}");
     }
 
+    /// Per call: the code of each entry's failure (`None`: put), or the call failing as
+    /// a whole (`Err(retryable)`).
+    type Script = Vec<Result<Vec<Option<&'static str>>, bool>>;
+    type Calls = Arc<Mutex<Vec<Vec<String>>>>;
+    type Answer = Result<Vec<Option<EntryFailure>>, Error>;
+    /// What a case wants: `Ok`, or an error's retryability and a text it contains.
+    type Want = Result<(), (bool, &'static str)>;
+
     /// A fake PutEvents: answers each call from a script of per-entry codes.
-    fn scripted(
-        script: Vec<Result<Vec<Option<&'static str>>, bool>>,
-    ) -> (
-        impl FnMut(&[&Entry]) -> Result<Vec<Option<EntryFailure>>, Error>,
-        Arc<Mutex<Vec<Vec<String>>>>,
-    ) {
+    fn scripted(script: Script) -> (impl FnMut(&[&Entry]) -> Answer, Calls) {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let seen = calls.clone();
         let mut script = script.into_iter();
@@ -384,9 +387,8 @@ mod tests {
     #[test]
     fn failed_entries_are_retried_with_backoff_then_reported() {
         let batch: Vec<Entry> = ["a", "b", "c"].iter().map(|r| entry(r, 10)).collect();
-        type Script = Vec<Result<Vec<Option<&'static str>>, bool>>;
-        // (attempts, script, calls made, Ok or (retryable, text in the error))
-        let cases: Vec<(u32, Script, Vec<&str>, Result<(), (bool, &str)>)> = vec![
+        // (attempts, script, calls made, outcome)
+        let cases: Vec<(u32, Script, Vec<&str>, Want)> = vec![
             (3, vec![Ok(vec![None, None, None])], vec!["a,b,c"], Ok(())),
             (
                 3,

@@ -360,11 +360,14 @@ mod tests {
     }
 
     type Calls = Arc<Mutex<Vec<Vec<String>>>>;
+    /// Per call: the (id, code) pairs refused, or the call failing as a whole with a
+    /// code and whether it may pass.
+    type Script = Vec<Result<Vec<(&'static str, &'static str)>, (&'static str, bool)>>;
 
     /// A fake BatchImportFindings: refuses ids with the code the script gives for that
     /// call, or fails the call as a whole.
     fn scripted(
-        script: Vec<Result<Vec<(&'static str, &'static str)>, (&'static str, bool)>>,
+        script: Script,
     ) -> (
         impl FnMut(&[&Finding]) -> Result<Vec<FailedFinding>, Error>,
         Calls,
@@ -442,7 +445,6 @@ mod tests {
     #[test]
     fn refused_findings_are_retried_when_they_can_be_then_reported() {
         let findings: Vec<Finding> = ["a", "b", "c"].iter().map(|id| finding(id, 10)).collect();
-        type Script = Vec<Result<Vec<(&'static str, &'static str)>, (&'static str, bool)>>;
         // (script, calls made, failed (id, code, retryable), or the error's text and retryability)
         type Want = Result<Vec<(&'static str, &'static str, bool)>, (&'static str, bool)>;
         let cases: Vec<(Script, Vec<&str>, Want)> = vec![

@@ -37,13 +37,16 @@ struct LocalFindings {
 
 impl FindingsSink for LocalFindings {
     fn import(&self, findings: &[Finding]) -> Result<Vec<FailedFinding>> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| Error::sink(self.dir.display().to_string(), e, false))?;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| Error::sink(self.dir.display().to_string(), e, false))?;
         for f in findings {
             let name = format!("{}.json", hex_id(&f.id));
             let body = serde_json::to_vec_pretty(f).map_err(|e| Error::sink(&name, e, false))?;
             let path = self.dir.join(&name);
             let temp = self.dir.join(format!(".{name}.tmp"));
-            std::fs::write(&temp, body).and_then(|_| std::fs::rename(&temp, &path)).map_err(|e| Error::sink(path.display().to_string(), e, false))?;
+            std::fs::write(&temp, body)
+                .and_then(|_| std::fs::rename(&temp, &path))
+                .map_err(|e| Error::sink(path.display().to_string(), e, false))?;
         }
         Ok(Vec::new())
     }
@@ -51,7 +54,15 @@ impl FindingsSink for LocalFindings {
 
 /// Finding Ids contain '/': a file name derived from the Id keeps one file per finding.
 fn hex_id(id: &str) -> String {
-    id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -73,10 +84,15 @@ struct FileResult {
 
 fn files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     if path.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
         entries.sort();
         for e in entries {
-            if !e.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            if !e
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
                 files(&e, out)?;
             }
         }
@@ -88,9 +104,20 @@ fn files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let target = ImportTarget { account: args.account.clone(), region: args.region.clone(), partition: "aws".into() };
-    let sink = LocalFindings { dir: args.out.join("findings") };
-    let now = muster_core::time::format_rfc3339_ms(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0));
+    let target = ImportTarget {
+        account: args.account.clone(),
+        region: args.region.clone(),
+        partition: "aws".into(),
+    };
+    let sink = LocalFindings {
+        dir: args.out.join("findings"),
+    };
+    let now = muster_core::time::format_rfc3339_ms(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    );
     let mut paths = Vec::new();
     for p in &args.paths {
         if let Err(e) = files(p, &mut paths) {
@@ -98,7 +125,14 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let mut report = Report { inputs: paths.len(), findings: 0, imported: 0, invalid: 0, failed: 0, results: Vec::new() };
+    let mut report = Report {
+        inputs: paths.len(),
+        findings: 0,
+        imported: 0,
+        invalid: 0,
+        failed: 0,
+        results: Vec::new(),
+    };
     for path in &paths {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -132,14 +166,28 @@ pub fn run(args: Args) -> ExitCode {
                 ItemStatus::Failed => report.failed += 1,
                 ItemStatus::Ready => {}
             }
-            report.results.push(FileResult { path: path.display().to_string(), result: r });
+            report.results.push(FileResult {
+                path: path.display().to_string(),
+                result: r,
+            });
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
-        for r in report.results.iter().filter(|r| r.result.status != ItemStatus::Imported) {
-            eprintln!("muster: {}: {}", r.path, r.result.error.as_deref().unwrap_or("failed"));
+        for r in report
+            .results
+            .iter()
+            .filter(|r| r.result.status != ItemStatus::Imported)
+        {
+            eprintln!(
+                "muster: {}: {}",
+                r.path,
+                r.result.error.as_deref().unwrap_or("failed")
+            );
         }
         println!(
             "{} input file(s): {} finding(s) imported into {}, {} invalid, {} failed",

@@ -164,17 +164,24 @@ impl LocalDetections {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
         }
-        Ok(LocalDetections { file: std::sync::Mutex::new(BufWriter::new(File::create(path)?)) })
+        Ok(LocalDetections {
+            file: std::sync::Mutex::new(BufWriter::new(File::create(path)?)),
+        })
     }
 }
 
 impl DetectionBus for LocalDetections {
     fn publish(&self, detections: &[Detection]) -> Result<()> {
-        let mut file = self.file.lock().map_err(|_| Error::sink("detections", "lock poisoned", false))?;
+        let mut file = self
+            .file
+            .lock()
+            .map_err(|_| Error::sink("detections", "lock poisoned", false))?;
         for d in detections {
-            writeln!(file, "{}", d.to_eventbridge_event()).map_err(|e| Error::sink("detections", e, false))?;
+            writeln!(file, "{}", d.to_eventbridge_event())
+                .map_err(|e| Error::sink("detections", e, false))?;
         }
-        file.flush().map_err(|e| Error::sink("detections", e, false))
+        file.flush()
+            .map_err(|e| Error::sink("detections", e, false))
     }
 }
 

@@ -1,8 +1,8 @@
 //! `muster normalize`: files and directories in, the lake layout out.
 
 use crate::local::{self, LocalDetections, LocalMetrics, LocalStore};
-use muster_core::detect::RuleSet;
 use indicatif::{ProgressBar, ProgressStyle};
+use muster_core::detect::RuleSet;
 use muster_core::metrics;
 use muster_core::normalize::{self, Settings, Summary};
 use muster_core::sources::SourceKind;
@@ -175,15 +175,30 @@ pub fn run(args: Args) -> ExitCode {
             }
         }
     };
-    let detections = match LocalDetections::create(&args.out.join("detections").join(format!("normalize-{run_id}.jsonl"))) {
+    let detections = match LocalDetections::create(
+        &args
+            .out
+            .join("detections")
+            .join(format!("normalize-{run_id}.jsonl")),
+    ) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("muster: cannot write to {}: {e}", args.out.display());
             return ExitCode::from(2);
         }
     };
-    let settings = Settings { source: args.source.0, gzip_level: args.gzip_level, rules, ..Settings::default() };
-    let outputs = Outputs { store: &store, metrics: &metrics, detections: &detections, namespace: &args.metrics_namespace };
+    let settings = Settings {
+        source: args.source.0,
+        gzip_level: args.gzip_level,
+        rules,
+        ..Settings::default()
+    };
+    let outputs = Outputs {
+        store: &store,
+        metrics: &metrics,
+        detections: &detections,
+        namespace: &args.metrics_namespace,
+    };
     let total = Mutex::new(RunSummary {
         lake: args.out.display().to_string(),
         ..RunSummary::default()
@@ -256,7 +271,8 @@ pub fn run(args: Args) -> ExitCode {
 fn load_rules(path: Option<&Path>) -> Result<RuleSet, String> {
     let builtin = RuleSet::builtin();
     let Some(path) = path else { return Ok(builtin) };
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read rules: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read rules: {e}", path.display()))?;
     let mine = RuleSet::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(builtin.merged_with(mine))
 }
@@ -284,13 +300,22 @@ fn process(input: &Input, settings: &Settings, out: &Outputs<'_>) -> Processed {
         Ok(o) => o,
         Err(e) => return Processed::Failed(format!("cannot read: {e}")),
     };
-    let outcome = normalize::normalize_object_with(object, settings, out.store, out.store, Some(out.detections));
+    let outcome = normalize::normalize_object_with(
+        object,
+        settings,
+        out.store,
+        out.store,
+        Some(out.detections),
+    );
     if let Some(Error::UnknownSource { .. }) = &outcome.error {
         if !input.named {
             return Processed::Unrecognised;
         }
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     for doc in metrics::all_metrics(out.namespace, &outcome.summary, now) {
         if let Err(e) = muster_core::ports::MetricsSink::publish(out.metrics, &doc) {
             return Processed::Failed(e.to_string());
@@ -377,13 +402,23 @@ fn print_table(t: &RunSummary) {
         println!("by OCSF class: {}", classes.join(", "));
     }
     if t.auth_success + t.auth_failure > 0 {
-        println!("authentication attempts: {} succeeded, {} failed", t.auth_success, t.auth_failure);
+        println!(
+            "authentication attempts: {} succeeded, {} failed",
+            t.auth_success, t.auth_failure
+        );
     }
     if !t.data_access.is_empty() {
-        let access: Vec<String> = t.data_access.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        let access: Vec<String> = t
+            .data_access
+            .iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect();
         println!("data access: {}", access.join(", "));
     }
-    println!("detections: {} (EventBridge events under {}/detections/)", t.detections, t.lake);
+    println!(
+        "detections: {} (EventBridge events under {}/detections/)",
+        t.detections, t.lake
+    );
     if t.digests > 0 {
         println!(
             "CloudTrail digest files counted (not parsed): {}",

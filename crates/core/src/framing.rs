@@ -255,6 +255,19 @@ pub struct BufferedElement<'a> {
     pub bytes: &'a [u8],
 }
 
+/// What [`JsonArraySplitter::resync`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resync {
+    /// Nothing to recover: the broken element stands alone.
+    Nothing,
+    /// Another element started inside the broken one, after this many bytes:
+    /// the element is cut there and the rest is read again.
+    Cut(usize),
+    /// The broken element ended early: this many bytes after it that were no
+    /// element were added to it.
+    Skipped(u64),
+}
+
 /// Why the splitter stopped.
 #[derive(Debug)]
 pub enum SplitError {
@@ -487,6 +500,8 @@ pub struct JsonArraySplitter<R> {
     anchor: Option<Vec<u8>>,
     /// `anchor` was read from a whole element rather than given.
     anchor_learned: bool,
+    /// Index and line of an element the reader failed inside of.
+    interrupted: Option<(u64, u64)>,
 }
 
 /// Longest object key compared with the array's key; longer keys cannot match.
@@ -511,6 +526,7 @@ impl<R: BufRead> JsonArraySplitter<R> {
             last: None,
             anchor: None,
             anchor_learned: false,
+            interrupted: None,
         }
     }
 
@@ -539,6 +555,13 @@ impl<R: BufRead> JsonArraySplitter<R> {
         &self.buf
     }
 
+    /// After a reader error inside an element: its index, line and the bytes
+    /// read of it, so that the caller can keep what there was.
+    pub fn interrupted_element(&self) -> Option<(u64, u64, &[u8])> {
+        self.interrupted
+            .map(|(index, line)| (index, line, self.buf.as_slice()))
+    }
+
     /// The next element, `Ok(None)` at the end of a well-formed document, or the
     /// error that ends the document.
     pub fn next_element(&mut self) -> Result<Option<ArrayElement<'_>>, SplitError> {
@@ -550,7 +573,13 @@ impl<R: BufRead> JsonArraySplitter<R> {
         self.next_index += 1;
         let line = self.input.line;
         self.buf.clear();
-        let end = self.scan_value(first, true)?;
+        let end = match self.scan_value(first, true) {
+            Ok(end) => end,
+            Err(e) => {
+                self.interrupted = Some((index, line));
+                return Err(e);
+            }
+        };
         if end == ElementEnd::Truncated {
             self.phase = Phase::Truncated;
         }
@@ -658,26 +687,138 @@ impl<R: BufRead> JsonArraySplitter<R> {
         }
     }
 
-    /// Call when the element just returned turned out to be broken JSON. If
-    /// another element starts inside it (an object opening with the anchor key
-    /// after a comma: a record swallowed by its broken neighbour), the element is
-    /// cut there, the rest is read again as elements, and the length of the
-    /// broken part is returned. `None` when there is nothing to recover.
-    pub fn resync(&mut self) -> Option<usize> {
-        let last = self.last.take()?;
+    /// Call when the element just returned turned out to be broken JSON: finds
+    /// where the next good element starts, so that one broken record costs one
+    /// rejected element, not its neighbours nor a trail of fragments.
+    ///
+    /// - If another element starts inside it (an object opening with the anchor
+    ///   key after a comma: a record swallowed by its broken neighbour), the
+    ///   element is cut there and the rest is read again ([`Resync::Cut`]).
+    /// - If it ended early instead (a lost quote turns strings inside out), so
+    ///   that what follows it is not the start of an element, everything up to
+    ///   the next element start is added to it ([`Resync::Skipped`]).
+    ///
+    /// After it, [`element_bytes`](Self::element_bytes) holds the broken part.
+    pub fn resync(&mut self) -> Result<Resync, SplitError> {
+        let Some(last) = self.last.take() else {
+            return Ok(Resync::Nothing);
+        };
+        let Some(anchor) = self.anchor.as_deref() else {
+            return Ok(Resync::Nothing);
+        };
+        // The middle of an oversized element was never kept: it cannot be read again.
         if matches!(last, ElementEnd::Oversized { .. }) {
-            // The middle of an oversized element was never kept, so it cannot be read again.
-            return None;
+            return Ok(Resync::Nothing);
         }
-        let cut = find_element_start(&self.buf, self.anchor.as_deref()?)?;
-        let mut replay = self.buf[cut..].to_vec();
-        replay.extend_from_slice(&self.input.replay[self.input.replay_pos..]);
-        self.input.line -= count_newlines(&self.buf[cut..]);
-        self.input.replay = replay;
-        self.input.replay_pos = 0;
-        self.buf.truncate(cut);
-        self.phase = Phase::Elements;
-        Some(cut)
+        if let Some(cut) = find_element_start(&self.buf, anchor) {
+            let mut replay = self.buf[cut..].to_vec();
+            replay.extend_from_slice(&self.input.replay[self.input.replay_pos..]);
+            self.input.line = self
+                .input
+                .line
+                .saturating_sub(count_newlines(&self.buf[cut..]));
+            self.input.replay = replay;
+            self.input.replay_pos = 0;
+            self.buf.truncate(cut);
+            self.phase = Phase::Elements;
+            return Ok(Resync::Cut(cut));
+        }
+        if last != ElementEnd::Complete {
+            return Ok(Resync::Nothing);
+        }
+        // What follows a whole element is `]`, or `,` and the next one.
+        match self.peek_non_ws()? {
+            Some(b'{' | b']') | None => return Ok(Resync::Nothing),
+            Some(b',') => {
+                self.input.consume(1, 0);
+                if matches!(self.peek_non_ws()?, Some(b'{' | b']') | None) {
+                    return Ok(Resync::Nothing);
+                }
+            }
+            Some(_) => {}
+        }
+        self.skip_to_anchor().map(Resync::Skipped)
+    }
+
+    /// Consumes the input up to the next `,` `{` `"<anchor>"` (whitespace
+    /// allowed between), adding it to `buf` as far as `max_bytes` allows, and
+    /// leaves the `{...` to be read next. Returns the bytes skipped; at the end
+    /// of the input, all of them. A rare path: it goes byte by byte.
+    fn skip_to_anchor(&mut self) -> Result<u64, SplitError> {
+        #[derive(Clone, Copy)]
+        enum State {
+            WantComma,
+            AfterComma,
+            /// In a candidate `{`, with this much of the quoted key matched.
+            Candidate(usize),
+        }
+        let mut quoted = vec![b'"'];
+        quoted.extend_from_slice(self.anchor.as_deref().unwrap_or_default());
+        quoted.push(b'"');
+        let max = self.max_bytes;
+        let mut skipped: u64 = 0;
+        let mut junk = |buf: &mut Vec<u8>, bytes: &[u8]| {
+            skipped += bytes.len() as u64;
+            let room = max.saturating_sub(buf.len());
+            buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        };
+        let mut state = State::WantComma;
+        let mut candidate: Vec<u8> = Vec::new();
+        loop {
+            let data = self.input.fill().map_err(SplitError::Io)?;
+            if data.is_empty() {
+                junk(&mut self.buf, &candidate);
+                return Ok(skipped);
+            }
+            let mut found = None;
+            for (i, &b) in data.iter().enumerate() {
+                state = match state {
+                    State::AfterComma if b == b'{' => {
+                        candidate.push(b);
+                        State::Candidate(0)
+                    }
+                    State::Candidate(k) => {
+                        candidate.push(b);
+                        if k == 0 && b.is_ascii_whitespace() {
+                            State::Candidate(0)
+                        } else if b == quoted[k] && k + 1 == quoted.len() {
+                            found = Some(i + 1);
+                            break;
+                        } else if b == quoted[k] {
+                            State::Candidate(k + 1)
+                        } else {
+                            // Not an element start after all.
+                            junk(&mut self.buf, &candidate);
+                            candidate.clear();
+                            if b == b',' {
+                                State::AfterComma
+                            } else {
+                                State::WantComma
+                            }
+                        }
+                    }
+                    State::WantComma | State::AfterComma => {
+                        junk(&mut self.buf, &[b]);
+                        match (state, b) {
+                            (_, b',') => State::AfterComma,
+                            (State::AfterComma, b) if b.is_ascii_whitespace() => State::AfterComma,
+                            _ => State::WantComma,
+                        }
+                    }
+                };
+            }
+            let end = found.unwrap_or(data.len());
+            let nl = count_newlines(&data[..end]);
+            self.input.consume(end, nl);
+            if found.is_some() {
+                // The candidate starts the next element: read it again.
+                self.input.line = self.input.line.saturating_sub(count_newlines(&candidate));
+                candidate.extend_from_slice(&self.input.replay[self.input.replay_pos..]);
+                self.input.replay = candidate;
+                self.input.replay_pos = 0;
+                return Ok(skipped);
+            }
+        }
     }
 
     fn format_error(&self, record: Option<u64>, reason: String) -> SplitError {
@@ -1010,7 +1151,8 @@ mod tests {
     #[test]
     fn compression_comes_from_headers_checked_against_bytes() {
         let gzip = gz(b"x");
-        let cases: [(Option<&str>, Option<&str>, &[u8], Compression); 6] = [
+        type Case<'a> = (Option<&'a str>, Option<&'a str>, &'a [u8], Compression);
+        let cases: [Case; 6] = [
             (Some("gzip"), None, &gzip, Compression::Gzip),
             (None, Some("application/x-gzip"), &gzip, Compression::Gzip),
             (None, None, &gzip, Compression::Gzip),
@@ -1112,8 +1254,8 @@ mod json_array_tests {
                 ElementEnd::Complete if valid => "ok".to_string(),
                 ElementEnd::Oversized { len } => format!("oversized {len}"),
                 ElementEnd::Complete | ElementEnd::Truncated => {
-                    let cut = s.resync();
-                    format!("broken {end:?} cut {cut:?}")
+                    let resync = s.resync().map_err(|e| e.to_string());
+                    format!("broken {end:?} {resync:?}")
                 }
             };
             let text = String::from_utf8_lossy(s.element_bytes()).into_owned();
@@ -1156,7 +1298,7 @@ mod json_array_tests {
             (
                 "truncated inside a record",
                 "{\"Records\":[{\"a\":1},\n{\"b\":",
-                &[(0, 1, r#"{"a":1}"#, "ok"), (1, 2, r#"{"b":"#, "broken Truncated cut None")],
+                &[(0, 1, r#"{"a":1}"#, "ok"), (1, 2, r#"{"b":"#, "broken Truncated Ok(Nothing)")],
                 Some("2/Some(1): the document ends inside a record (truncated file?)"),
             ),
             (
@@ -1180,14 +1322,14 @@ mod json_array_tests {
             (
                 "a line that is not JSON between records",
                 "{\"Records\":[\n{\"a\":1},\nthis is not json\n,{\"b\":2}\n]}",
-                &[(0, 2, r#"{"a":1}"#, "ok"), (1, 3, "this is not json", "broken Complete cut None"), (2, 4, r#"{"b":2}"#, "ok")],
+                &[(0, 2, r#"{"a":1}"#, "ok"), (1, 3, "this is not json", "broken Complete Ok(Nothing)"), (2, 4, r#"{"b":2}"#, "ok")],
                 None,
             ),
             (
                 "a record without its closing brace swallows its neighbours until resync",
                 r#"{"Records":[{"eventVersion":"1","a":{"b":1},{"eventVersion":"2"},{"eventVersion":"3"}]}"#,
                 &[
-                    (0, 1, r#"{"eventVersion":"1","a":{"b":1},"#, "broken Complete cut Some(32)"),
+                    (0, 1, r#"{"eventVersion":"1","a":{"b":1},"#, "broken Complete Ok(Cut(32))"),
                     (1, 1, r#"{"eventVersion":"2"}"#, "ok"),
                     (2, 1, r#"{"eventVersion":"3"}"#, "ok"),
                 ],
@@ -1197,7 +1339,7 @@ mod json_array_tests {
                 "a lost quote turns strings inside out until resync",
                 "{\"Records\":[\n{\"eventVersion\":\"1\",\"a\":\"x},\n{\"eventVersion\":\"2\",\"b\":1},\n{\"eventVersion\":\"3\"}]}",
                 &[
-                    (0, 2, "{\"eventVersion\":\"1\",\"a\":\"x},\n", "broken Truncated cut Some(29)"),
+                    (0, 2, "{\"eventVersion\":\"1\",\"a\":\"x},\n", "broken Truncated Ok(Cut(29))"),
                     (1, 3, r#"{"eventVersion":"2","b":1}"#, "ok"),
                     (2, 4, r#"{"eventVersion":"3"}"#, "ok"),
                 ],

@@ -31,7 +31,14 @@ pub fn object_metrics(namespace: &str, summary: &Summary, timestamp_ms: i64) -> 
     Some(doc.to_string())
 }
 
-fn single_metric(namespace: &str, metric: &str, dimension: &str, value_of_dimension: &str, count: u64, timestamp_ms: i64) -> String {
+fn single_metric(
+    namespace: &str,
+    metric: &str,
+    dimension: &str,
+    value_of_dimension: &str,
+    count: u64,
+    timestamp_ms: i64,
+) -> String {
     json!({
         "_aws": {
             "Timestamp": timestamp_ms,
@@ -51,14 +58,33 @@ fn single_metric(namespace: &str, metric: &str, dimension: &str, value_of_dimens
 /// had any, `AuthenticationAttempts` by `Result` (Success | Failure) and `DataAccess` by
 /// `ResourceType`. One document per dimension value, as EMF requires.
 pub fn all_metrics(namespace: &str, summary: &Summary, timestamp_ms: i64) -> Vec<String> {
-    let mut docs: Vec<String> = object_metrics(namespace, summary, timestamp_ms).into_iter().collect();
-    for (result, n) in [("Success", summary.auth_success), ("Failure", summary.auth_failure)] {
+    let mut docs: Vec<String> = object_metrics(namespace, summary, timestamp_ms)
+        .into_iter()
+        .collect();
+    for (result, n) in [
+        ("Success", summary.auth_success),
+        ("Failure", summary.auth_failure),
+    ] {
         if n > 0 {
-            docs.push(single_metric(namespace, "AuthenticationAttempts", "Result", result, n, timestamp_ms));
+            docs.push(single_metric(
+                namespace,
+                "AuthenticationAttempts",
+                "Result",
+                result,
+                n,
+                timestamp_ms,
+            ));
         }
     }
     for (resource_type, n) in &summary.data_access {
-        docs.push(single_metric(namespace, "DataAccess", "ResourceType", resource_type, *n, timestamp_ms));
+        docs.push(single_metric(
+            namespace,
+            "DataAccess",
+            "ResourceType",
+            resource_type,
+            *n,
+            timestamp_ms,
+        ));
     }
     docs
 }
@@ -87,9 +113,17 @@ mod tests {
 
     #[test]
     fn auth_and_data_access_get_one_document_per_dimension_value() {
-        let mut s = Summary { source: Some("cloudtrail"), auth_success: 3, auth_failure: 2, ..Summary::default() };
+        let mut s = Summary {
+            source: Some("cloudtrail"),
+            auth_success: 3,
+            auth_failure: 2,
+            ..Summary::default()
+        };
         s.data_access.insert("AWS::S3::Object".into(), 7);
-        let docs: Vec<serde_json::Value> = all_metrics("Muster", &s, 1000).iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+        let docs: Vec<serde_json::Value> = all_metrics("Muster", &s, 1000)
+            .iter()
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
         assert_eq!(docs.len(), 4);
         assert_eq!(docs[1]["Result"], "Success");
         assert_eq!(docs[1]["AuthenticationAttempts"], 3);
@@ -97,6 +131,9 @@ mod tests {
         assert_eq!(docs[2]["AuthenticationAttempts"], 2);
         assert_eq!(docs[3]["ResourceType"], "AWS::S3::Object");
         assert_eq!(docs[3]["DataAccess"], 7);
-        assert_eq!(docs[3]["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0], "ResourceType");
+        assert_eq!(
+            docs[3]["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0],
+            "ResourceType"
+        );
     }
 }

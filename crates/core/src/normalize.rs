@@ -3,10 +3,10 @@
 //! Memory stays bounded: one record, the codec buffers and one output buffer per
 //! open partition, whatever the object's size.
 
+use crate::detect::{Detection, Detector, RuleSet};
 use crate::error::{Error, Location, Result};
 use crate::framing::{self, Compression};
 use crate::ocsf::Event;
-use crate::detect::{Detection, Detector, RuleSet};
 use crate::ports::{DetectionBus, LakeWriter, ObjectMeta, OpenedObject, OutputFile, Quarantine};
 use crate::sources::{self, Context, Emit, KeyInfo, Rejected, SourceKind};
 use crate::time;
@@ -453,7 +453,13 @@ fn count_for_metrics(summary: &mut Summary, event: &Event<'_>) {
             .resources
             .as_ref()
             .and_then(|r| r.iter().find_map(|r| r.type_.as_deref()))
-            .or_else(|| event.api.as_ref().and_then(|a| a.service.as_ref()).map(|s| s.name.as_ref()))
+            .or_else(|| {
+                event
+                    .api
+                    .as_ref()
+                    .and_then(|a| a.service.as_ref())
+                    .map(|s| s.name.as_ref())
+            })
             .unwrap_or("unknown");
         match summary.data_access.get_mut(resource_type) {
             Some(n) => *n += 1,

@@ -298,7 +298,7 @@ impl Handler {
             ))
         })?;
         let kind = trigger.kind;
-        let skipped = trigger.skipped.clone();
+        let skipped = trigger.skipped;
         for (i, m) in trigger.messages.iter().enumerate() {
             for e in &m.errors {
                 warn!(message = i, message_id = m.id.as_deref(), error = %e, "part of the trigger could not be understood");

@@ -7,9 +7,10 @@
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use futures::stream::{self, StreamExt};
+use muster_core::detect::RuleSet;
 use muster_core::metrics::all_metrics;
-use muster_core::normalize::{normalize_object, Settings, Summary};
-use muster_core::ports::{LakeWriter, MetricsSink, ObjectSource, Quarantine};
+use muster_core::normalize::{normalize_object_with, Settings, Summary};
+use muster_core::ports::{DetectionBus, LakeWriter, MetricsSink, ObjectSource, Quarantine};
 use muster_core::s3event::{parse_trigger, ObjectRef, Skipped, Trigger, TriggerKind};
 use serde::Serialize;
 use serde_json::Value;
@@ -34,6 +35,12 @@ pub struct Config {
     /// Objects of one invocation normalised at once (`OBJECT_CONCURRENCY`, default 2,
     /// the vCPUs of a Lambda at ~3.5 GB; each object is one blocking thread).
     pub concurrency: usize,
+    /// EventBridge bus the rule hits are published to (`DETECTION_BUS`, name or ARN);
+    /// unset, no rules are evaluated.
+    pub detection_bus: Option<String>,
+    /// A rules file merged over the built-in rules (`RULES_FILE`): a rule with a
+    /// built-in id replaces it, others are added. Read by [`Config::rules`].
+    pub rules_file: Option<std::path::PathBuf>,
 }
 
 /// A configuration variable that is missing or invalid: the function must not start.
@@ -98,7 +105,25 @@ impl Config {
             gzip_level: number("GZIP_LEVEL", 1, 9, 0)? as u32,
             metrics_namespace: get("METRICS_NAMESPACE").unwrap_or_else(|| "Muster".into()),
             concurrency: number("OBJECT_CONCURRENCY", 2, 64, 1)? as usize,
+            detection_bus: get("DETECTION_BUS"),
+            rules_file: get("RULES_FILE").map(Into::into),
         })
+    }
+
+    /// The detection rules: the built-in set, merged with `RULES_FILE` when it is set.
+    /// A file that cannot be read or checked stops the function at cold start.
+    pub fn rules(&self) -> Result<RuleSet, ConfigError> {
+        let builtin = RuleSet::builtin();
+        let Some(path) = &self.rules_file else {
+            return Ok(builtin);
+        };
+        let fail = |reason: String| ConfigError {
+            variable: "RULES_FILE",
+            reason: format!("{}: {reason}", path.display()),
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let extra = RuleSet::from_json(&text).map_err(fail)?;
+        Ok(builtin.merged_with(extra))
     }
 
     /// The normaliser's settings under this configuration.
@@ -288,6 +313,7 @@ pub struct Handler {
     config: Config,
     settings: Arc<Settings>,
     ports: Ports,
+    detections: Option<Arc<dyn DetectionBus + Send + Sync>>,
 }
 
 impl Handler {
@@ -297,7 +323,24 @@ impl Handler {
             config,
             settings,
             ports,
+            detections: None,
         }
+    }
+
+    /// Evaluates `rules` over every object's events and publishes the hits to `bus`.
+    /// A failed publish fails the object like a failed lake write: retried, its
+    /// detections are published again (consumers key findings on the detection, so
+    /// that updates rather than duplicates).
+    pub fn with_detections(
+        mut self,
+        bus: Arc<dyn DetectionBus + Send + Sync>,
+        rules: RuleSet,
+    ) -> Self {
+        let mut settings = (*self.settings).clone();
+        settings.rules = Some(Arc::new(rules));
+        self.settings = Arc::new(settings);
+        self.detections = Some(bus);
+        self
     }
 
     pub fn config(&self) -> &Config {
@@ -384,9 +427,10 @@ impl Handler {
         );
         let ports = self.ports.clone();
         let settings = self.settings.clone();
+        let bus = self.detections.clone();
         let blocking_span = span.clone();
         let work = tokio::task::spawn_blocking(move || {
-            blocking_span.in_scope(|| normalize_one(&ports, &settings, &object))
+            blocking_span.in_scope(|| normalize_one(&ports, &settings, bus.as_deref(), &object))
         });
         let report = async {
             let (status, summary, error, retryable) = match work.await {
@@ -459,6 +503,7 @@ impl Handler {
                         outputs = s.outputs.len(),
                         quarantine_files = s.quarantine_files.len(),
                         digest = s.digest,
+                        detections = s.detections,
                         "object normalized"
                     );
                 }
@@ -489,7 +534,12 @@ enum Normalized {
 }
 
 /// Opens and normalises one object; runs on a blocking thread.
-fn normalize_one(ports: &Ports, settings: &Settings, object: &ObjectRef) -> Normalized {
+fn normalize_one(
+    ports: &Ports,
+    settings: &Settings,
+    bus: Option<&(dyn DetectionBus + Send + Sync)>,
+    object: &ObjectRef,
+) -> Normalized {
     let mut opened =
         match ports
             .source
@@ -517,11 +567,12 @@ fn normalize_one(ports: &Ports, settings: &Settings, object: &ObjectRef) -> Norm
     if meta.size.is_none() {
         meta.size = object.size;
     }
-    let outcome = normalize_object(
+    let outcome = normalize_object_with(
         opened,
         settings,
         ports.lake.as_ref(),
         ports.quarantine.as_ref(),
+        bus.map(|b| b as &dyn DetectionBus),
     );
     match outcome.error {
         None => Normalized::Done(outcome.summary),
@@ -537,6 +588,164 @@ fn normalize_one(ports: &Ports, settings: &Settings, object: &ObjectRef) -> Norm
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    /// A root sign-in as CloudTrail delivers it: one CloudWatch.1 detection.
+    const ROOT_SIGN_IN: &str = r#"{"Records":[{"eventVersion":"1.09","userIdentity":{"type":"Root","principalId":"111122223333","arn":"arn:aws:iam::111122223333:root","accountId":"111122223333","accessKeyId":""},"eventTime":"2024-05-14T07:45:00Z","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.99","userAgent":"Mozilla/5.0","requestParameters":null,"responseElements":{"ConsoleLogin":"Success"},"additionalEventData":{"MFAUsed":"Yes"},"eventID":"root-1","readOnly":false,"eventType":"AwsConsoleSignIn","managementEvent":true,"recipientAccountId":"111122223333","eventCategory":"Management"}]}"#;
+    const ROOT_KEY: &str = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/14/111122223333_CloudTrail_us-east-1_20240514T0745Z_root.json";
+
+    struct OneObject;
+
+    impl ObjectSource for OneObject {
+        fn open(
+            &self,
+            bucket: &str,
+            key: &str,
+            _version: Option<&str>,
+        ) -> muster_core::Result<Option<muster_core::ports::OpenedObject>> {
+            Ok(Some(muster_core::ports::OpenedObject {
+                meta: muster_core::ports::ObjectMeta {
+                    bucket: bucket.into(),
+                    key: key.into(),
+                    ..Default::default()
+                },
+                body: Box::new(std::io::Cursor::new(ROOT_SIGN_IN.as_bytes().to_vec())),
+            }))
+        }
+    }
+
+    struct NoMetrics;
+
+    impl MetricsSink for NoMetrics {
+        fn publish(&self, _: &str) -> muster_core::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Records detections, or fails every publish (retryably or not).
+    #[derive(Default)]
+    struct Bus {
+        published: std::sync::Mutex<Vec<String>>,
+        fail: Option<bool>,
+    }
+
+    impl DetectionBus for Bus {
+        fn publish(
+            &self,
+            detections: &[muster_core::detect::Detection],
+        ) -> muster_core::Result<()> {
+            if let Some(retryable) = self.fail {
+                return Err(muster_core::Error::sink(
+                    "EventBridge PutEvents",
+                    "throttled",
+                    retryable,
+                ));
+            }
+            let mut p = self.published.lock().unwrap();
+            p.extend(detections.iter().map(|d| d.rule_id.clone()));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn detections_are_published_and_a_failed_publish_fails_the_object() {
+        let event = serde_json::json!({"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"logs"},"object":{"key":ROOT_KEY,"size":10}}}]});
+        /// Bus fails (retryably?), detections published, Ok(detections counted) or Err
+        /// (the invocation fails for a retry).
+        type Case = (Option<bool>, Vec<&'static str>, Result<u64, ()>);
+        let cases: Vec<Case> = vec![
+            (None, vec!["muster.cis.cloudwatch.1"], Ok(1)),
+            (Some(true), vec![], Err(())),
+            (Some(false), vec![], Ok(0)),
+        ];
+        for (fail, want_published, want) in cases {
+            let config =
+                Config::from_lookup(|n| (n == "OUTPUT_BUCKET").then(|| "lake".into())).unwrap();
+            let store = muster_core::ports::memory::MemoryStore::new();
+            let ports = Ports {
+                source: Arc::new(OneObject),
+                lake: Arc::new(store.clone()),
+                quarantine: Arc::new(store),
+                metrics: Arc::new(NoMetrics),
+            };
+            let bus = Arc::new(Bus {
+                fail,
+                ..Bus::default()
+            });
+            let handler =
+                Handler::new(config, ports).with_detections(bus.clone(), RuleSet::builtin());
+            let got = handler.handle(event.clone()).await;
+            assert_eq!(*bus.published.lock().unwrap(), want_published, "{fail:?}");
+            match (got, want) {
+                (Ok(r), Ok(n)) => {
+                    assert_eq!(r["objects"][0]["summary"]["detections"], n, "{r:#}");
+                    let failed = fail.is_some();
+                    assert_eq!(r["objects"][0]["status"] == "failed", failed, "{r:#}");
+                }
+                (Err(HandlerError::Retryable { first, .. }), Err(())) => {
+                    assert!(first.contains("EventBridge"), "{first}")
+                }
+                (got, want) => panic!("{fail:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn detection_is_configured_by_bus_and_rules_file() {
+        let dir = std::env::temp_dir().join(format!("muster-rules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let extra = dir.join("extra.json");
+        std::fs::write(
+            &extra,
+            r#"{"rules":[{"id":"org.break-glass","title":"Break-glass role used","description":"d","severity":"CRITICAL","types":["TTPs/Privilege Escalation"],"remediation":"https://example.com/runbook","when":{"field":"actor.user.name","equals":"break-glass"}}]}"#,
+        )
+        .unwrap();
+        let broken = dir.join("broken.json");
+        std::fs::write(&broken, r#"{"rules":[{"id":"x"}]}"#).unwrap();
+        let builtin = RuleSet::builtin().rules.len();
+        let extra_path = extra.display().to_string();
+        let broken_path = broken.display().to_string();
+        let missing_path = dir.join("missing.json").display().to_string();
+        /// Variables, the bus, Ok(rule count) or Err(text in the error).
+        type Case<'a> = (
+            Vec<(&'a str, &'a str)>,
+            Option<&'a str>,
+            Result<usize, &'a str>,
+        );
+        let cases: Vec<Case> = vec![
+            (vec![], None, Ok(builtin)),
+            (
+                vec![("DETECTION_BUS", "muster")],
+                Some("muster"),
+                Ok(builtin),
+            ),
+            (
+                vec![("DETECTION_BUS", "muster"), ("RULES_FILE", &extra_path)],
+                Some("muster"),
+                Ok(builtin + 1),
+            ),
+            (vec![("RULES_FILE", &broken_path)], None, Err("RULES_FILE")),
+            (
+                vec![("RULES_FILE", &missing_path)],
+                None,
+                Err("missing.json"),
+            ),
+        ];
+        for (vars, bus, want) in cases {
+            let mut map: HashMap<&str, &str> = vars.iter().copied().collect();
+            map.insert("OUTPUT_BUCKET", "lake");
+            let c = Config::from_lookup(|n| map.get(n).map(|v| v.to_string())).unwrap();
+            assert_eq!(c.detection_bus.as_deref(), bus, "{vars:?}");
+            match (c.rules(), want) {
+                (Ok(rules), Ok(n)) => assert_eq!(rules.rules.len(), n, "{vars:?}"),
+                (Err(e), Err(text)) => assert!(e.to_string().contains(text), "{e}"),
+                (got, want) => panic!(
+                    "{vars:?}: got {:?}, want {want:?}",
+                    got.map(|r| r.rules.len())
+                ),
+            }
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn config_has_defaults_and_fails_naming_the_variable() {

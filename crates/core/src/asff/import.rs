@@ -51,7 +51,10 @@ pub enum ItemStatus {
 /// The field a serde error is about, from its "missing field `x`" / "unknown field `x`" text.
 fn serde_field(e: &serde_json::Error) -> String {
     let msg = e.to_string();
-    msg.split('`').nth(1).map(str::to_string).unwrap_or_else(|| "(finding)".into())
+    msg.split('`')
+        .nth(1)
+        .map(str::to_string)
+        .unwrap_or_else(|| "(finding)".into())
 }
 
 fn item_from_value(index: usize, v: Value) -> Result<Item, Invalid> {
@@ -60,19 +63,39 @@ fn item_from_value(index: usize, v: Value) -> Result<Item, Invalid> {
         let detail = v.get("detail").cloned().unwrap_or(Value::Null);
         return serde_json::from_value::<Detection>(detail)
             .map(|d| Item::Detection(Box::new(d)))
-            .map_err(|e| Invalid { id: at(), field: format!("detail.{}", serde_field(&e)), reason: e.to_string() });
+            .map_err(|e| Invalid {
+                id: at(),
+                field: format!("detail.{}", serde_field(&e)),
+                reason: e.to_string(),
+            });
     }
     if v.get("detail-type").is_some() {
         let dt = v["detail-type"].as_str().unwrap_or("?").to_string();
-        return Err(Invalid { id: at(), field: "detail-type".into(), reason: format!("'{dt}' is not a {DETAIL_TYPE} event") });
+        return Err(Invalid {
+            id: at(),
+            field: "detail-type".into(),
+            reason: format!("'{dt}' is not a {DETAIL_TYPE} event"),
+        });
     }
     if !v.is_object() {
-        return Err(Invalid { id: at(), field: "(finding)".into(), reason: "a finding is a JSON object".into() });
+        return Err(Invalid {
+            id: at(),
+            field: "(finding)".into(),
+            reason: "a finding is a JSON object".into(),
+        });
     }
-    let reference = v.get("correlation_id").and_then(Value::as_str).map(str::to_string).unwrap_or_else(at);
+    let reference = v
+        .get("correlation_id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(at);
     serde_json::from_value::<CustomFinding>(v)
         .map(|c| Item::Custom(Box::new(c)))
-        .map_err(|e| Invalid { id: reference, field: serde_field(&e), reason: e.to_string() })
+        .map_err(|e| Invalid {
+            id: reference,
+            field: serde_field(&e),
+            reason: e.to_string(),
+        })
 }
 
 /// Items of a direct invoke payload or an EventBridge event. `Err` when the payload is
@@ -80,7 +103,12 @@ fn item_from_value(index: usize, v: Value) -> Result<Item, Invalid> {
 pub fn parse_invoke(payload: &Value) -> Result<Vec<Result<Item, Invalid>>, String> {
     if let Some(findings) = payload.get("findings") {
         let list = findings.as_array().ok_or("\"findings\" must be an array")?;
-        return Ok(list.iter().cloned().enumerate().map(|(i, v)| item_from_value(i, v)).collect());
+        return Ok(list
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, v)| item_from_value(i, v))
+            .collect());
     }
     if payload.get("detail-type").is_some() {
         return Ok(vec![item_from_value(0, payload.clone())]);
@@ -95,12 +123,22 @@ pub fn parse_document(text: &str) -> Vec<Result<Item, Invalid>> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         return match serde_json::from_str::<Vec<Value>>(trimmed) {
-            Ok(list) => list.into_iter().enumerate().map(|(i, v)| item_from_value(i, v)).collect(),
-            Err(e) => vec![Err(Invalid { id: "document".into(), field: "(document)".into(), reason: format!("not a JSON array: {e}") })],
+            Ok(list) => list
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| item_from_value(i, v))
+                .collect(),
+            Err(e) => vec![Err(Invalid {
+                id: "document".into(),
+                field: "(document)".into(),
+                reason: format!("not a JSON array: {e}"),
+            })],
         };
     }
     // One object (possibly pretty-printed) or clean JSON lines: a stream of values covers both.
-    let values: Result<Vec<Value>, _> = serde_json::Deserializer::from_str(text).into_iter::<Value>().collect();
+    let values: Result<Vec<Value>, _> = serde_json::Deserializer::from_str(text)
+        .into_iter::<Value>()
+        .collect();
     let values = match values {
         Ok(values) => values.into_iter().map(Ok).collect::<Vec<_>>(),
         // Broken somewhere: read it as JSON lines, each line on its own, so one bad line
@@ -109,7 +147,13 @@ pub fn parse_document(text: &str) -> Vec<Result<Item, Invalid>> {
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(n, l)| serde_json::from_str::<Value>(l).map_err(|e| Invalid { id: format!("line {}", n + 1), field: "(json)".into(), reason: e.to_string() }))
+            .map(|(n, l)| {
+                serde_json::from_str::<Value>(l).map_err(|e| Invalid {
+                    id: format!("line {}", n + 1),
+                    field: "(json)".into(),
+                    reason: e.to_string(),
+                })
+            })
             .collect(),
     };
     let mut out = Vec::new();
@@ -117,7 +161,11 @@ pub fn parse_document(text: &str) -> Vec<Result<Item, Invalid>> {
         match v {
             Ok(v) if v.get("findings").is_some() => match parse_invoke(&v) {
                 Ok(items) => out.extend(items),
-                Err(reason) => out.push(Err(Invalid { id: format!("item {}", out.len()), field: "findings".into(), reason })),
+                Err(reason) => out.push(Err(Invalid {
+                    id: format!("item {}", out.len()),
+                    field: "findings".into(),
+                    reason,
+                })),
             },
             Ok(v) => {
                 let i = out.len();
@@ -132,19 +180,33 @@ pub fn parse_document(text: &str) -> Vec<Result<Item, Invalid>> {
 /// ASFF findings for the items, validated and fitted, and a result for every item.
 /// Items that share an Id (the same detection or correlation id twice) are imported
 /// once, the last one winning, as Security Hub would keep it.
-pub fn build(items: Vec<Result<Item, Invalid>>, target: &ImportTarget, now: &str) -> (Vec<Finding>, Vec<ItemResult>) {
+pub fn build(
+    items: Vec<Result<Item, Invalid>>,
+    target: &ImportTarget,
+    now: &str,
+) -> (Vec<Finding>, Vec<ItemResult>) {
     let mut findings: Vec<Finding> = Vec::new();
     let mut results = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
         let (reference, built) = match item {
-            Ok(Item::Detection(d)) => (Some(d.rule_id.clone()), Ok(from_detection(&d, target, now))),
+            Ok(Item::Detection(d)) => {
+                (Some(d.rule_id.clone()), Ok(from_detection(&d, target, now)))
+            }
             Ok(Item::Custom(c)) => (Some(c.correlation_id.clone()), from_custom(&c, target, now)),
             Err(inv) => (None, Err(inv)),
         };
         let result = built.and_then(|mut f| validate(&mut f).map(|adjusted| (f, adjusted)));
         match result {
             Ok((f, adjusted)) => {
-                results.push(ItemResult { index, id: Some(f.id.clone()), reference, status: ItemStatus::Ready, field: None, error: None, adjusted });
+                results.push(ItemResult {
+                    index,
+                    id: Some(f.id.clone()),
+                    reference,
+                    status: ItemStatus::Ready,
+                    field: None,
+                    error: None,
+                    adjusted,
+                });
                 match findings.iter_mut().find(|g| g.id == f.id) {
                     Some(existing) => *existing = f,
                     None => findings.push(f),
@@ -169,7 +231,11 @@ mod tests {
     use super::*;
 
     fn target() -> ImportTarget {
-        ImportTarget { account: "111122223333".into(), region: "us-east-1".into(), partition: "aws".into() }
+        ImportTarget {
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            partition: "aws".into(),
+        }
     }
 
     const GOOD: &str = r#"{"correlation_id":"c-1","severity":"LOW","title":"t","description":"d","resource_id":"i-1","resource_type":"AwsEc2Instance","account":"111122223333","types":["Software and Configuration Checks/Vulnerabilities"],"created_at":"2024-05-14T00:00:00Z"}"#;
@@ -185,16 +251,25 @@ mod tests {
         let (findings, results) = build(items, &target(), "2024-05-14T01:00:00Z");
         assert_eq!(findings.len(), 1);
         assert_eq!(results[0].status, ItemStatus::Ready);
-        assert_eq!((results[1].status, results[1].field.as_deref()), (ItemStatus::Invalid, Some("title")));
+        assert_eq!(
+            (results[1].status, results[1].field.as_deref()),
+            (ItemStatus::Invalid, Some("title"))
+        );
         assert_eq!(results[1].reference.as_deref(), Some("c-2"));
-        assert_eq!((results[2].status, results[2].field.as_deref()), (ItemStatus::Invalid, Some("severity")));
+        assert_eq!(
+            (results[2].status, results[2].field.as_deref()),
+            (ItemStatus::Invalid, Some("severity"))
+        );
     }
 
     #[test]
     fn documents_take_arrays_objects_and_json_lines() {
         assert_eq!(parse_document(&format!("[{GOOD},{GOOD}]")).len(), 2);
         assert_eq!(parse_document(&format!("{GOOD}\n{GOOD}\n")).len(), 2);
-        assert_eq!(parse_document(&format!("{{\"findings\":[{GOOD}]}}")).len(), 1);
+        assert_eq!(
+            parse_document(&format!("{{\"findings\":[{GOOD}]}}")).len(),
+            1
+        );
         let mixed = parse_document(&format!("{GOOD}\nnot json\n{GOOD}\n"));
         assert_eq!(mixed.len(), 3, "{mixed:?}");
         assert!(mixed[0].is_ok() && mixed[2].is_ok());
@@ -217,7 +292,10 @@ mod tests {
         assert_eq!(findings[0].generator_id, "r");
         assert_eq!(results[0].status, ItemStatus::Ready);
         let other: Value = serde_json::json!({"detail-type":"Something Else","detail":{}});
-        assert_eq!(parse_invoke(&other).unwrap()[0].as_ref().unwrap_err().field, "detail-type");
+        assert_eq!(
+            parse_invoke(&other).unwrap()[0].as_ref().unwrap_err().field,
+            "detail-type"
+        );
     }
 
     #[test]

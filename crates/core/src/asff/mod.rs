@@ -187,6 +187,10 @@ pub fn from_detection(d: &Detection, target: &ImportTarget, now: &str) -> Findin
         d.event_uids.len().to_string(),
     );
     fields.insert("muster/event_uids".to_string(), d.event_uids.join(","));
+    // Security Hub takes a default-product finding only for the calling account, so the
+    // finding belongs to the account muster runs in; the account the events came from
+    // is kept here and on the resource.
+    fields.insert("muster/source_account".to_string(), d.account.clone());
     for (k, v) in [
         ("muster/actor", &d.actor),
         ("muster/src_ip", &d.src_ip),
@@ -201,7 +205,7 @@ pub fn from_detection(d: &Detection, target: &ImportTarget, now: &str) -> Findin
         id,
         product_arn: target.product_arn(),
         generator_id: d.rule_id.clone(),
-        aws_account_id: d.account.clone(),
+        aws_account_id: target.account.clone(),
         types: d.types.clone(),
         created_at: d.first_seen.clone(),
         updated_at: now.to_string(),

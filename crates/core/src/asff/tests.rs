@@ -1,6 +1,9 @@
 use super::*;
 use crate::detect::{Detection, DetectionResource};
 
+/// A change that breaks one field of a valid value.
+type Breaker<T> = Box<dyn Fn(&mut T)>;
+
 fn target() -> ImportTarget {
     ImportTarget {
         account: "111122223333".into(),
@@ -97,7 +100,7 @@ fn custom_findings_map_and_reject_by_field() {
     );
     assert_eq!(f.product_fields["muster/correlation_id"], "scan-42");
 
-    let cases: Vec<(Box<dyn Fn(&mut CustomFinding)>, &str)> = vec![
+    let cases: Vec<(Breaker<CustomFinding>, &str)> = vec![
         (Box::new(|c| c.severity = "SEVERE".into()), "severity"),
         (
             Box::new(|c| c.created_at = "yesterday".into()),
@@ -113,7 +116,7 @@ fn custom_findings_map_and_reject_by_field() {
         break_it(&mut c);
         assert_eq!(from_custom(&c, &target(), now).unwrap_err().field, field);
     }
-    let cases: Vec<(Box<dyn Fn(&mut Finding)>, &str)> = vec![
+    let cases: Vec<(Breaker<Finding>, &str)> = vec![
         (
             Box::new(|f| f.aws_account_id = "12345".into()),
             "AwsAccountId",

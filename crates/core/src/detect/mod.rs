@@ -469,7 +469,10 @@ impl Detection {
     pub fn uid(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
-        for part in std::iter::once(&self.rule_id).chain(std::iter::once(&self.account)).chain(self.event_uids.iter()) {
+        for part in std::iter::once(&self.rule_id)
+            .chain(std::iter::once(&self.account))
+            .chain(self.event_uids.iter())
+        {
             h.update(part.as_bytes());
             h.update([0]);
         }

@@ -372,3 +372,59 @@ fn simple_hits_group_per_actor_and_resource_with_bounded_uids() {
     assert_eq!(done[0].first_seen, "2024-05-14T00:00:00.000Z");
     assert_eq!(done[0].time, "2024-05-14T00:00:00.099Z");
 }
+
+/// The rules over the CloudTrail sample in events/ as the mapper really shapes it: the
+/// synthetic events above only shape the fields the rules read, and the mapper names a
+/// root identity's type "Admin" (OCSF's), which is why CloudWatch.1 also looks at ARNs.
+#[test]
+fn rules_fire_on_the_cloudtrail_sample_as_mapped() {
+    use crate::normalize::{normalize_object_with, Settings};
+    use crate::ports::{memory::MemoryStore, DetectionBus, ObjectMeta, OpenedObject};
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    struct Collect(Mutex<Vec<Detection>>);
+    impl DetectionBus for Collect {
+        fn publish(&self, detections: &[Detection]) -> crate::Result<()> {
+            self.0.lock().unwrap().extend_from_slice(detections);
+            Ok(())
+        }
+    }
+    let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/14/111122223333_CloudTrail_us-east-1_20240514T0000Z_muster01.json.gz";
+    let path = format!(
+        "{}/../../events/cloudtrail/{key}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let store = MemoryStore::new();
+    let settings = Settings {
+        rules: Some(Arc::new(RuleSet::builtin())),
+        ..Settings::default()
+    };
+    let bus = Collect(Mutex::new(Vec::new()));
+    let object = OpenedObject {
+        meta: ObjectMeta {
+            key: key.into(),
+            ..ObjectMeta::default()
+        },
+        body: Box::new(std::io::Cursor::new(bytes)),
+    };
+    let outcome = normalize_object_with(object, &settings, &store, &store, Some(&bus));
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let mut fired: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for d in bus.0.into_inner().unwrap() {
+        fired.entry(d.rule_id).or_default().extend(d.event_uids);
+    }
+    let uid = |n: u32| format!("3b0e1d6a-6a4e-4a5c-9a1e-{n:012}");
+    let cases = [
+        ("muster.cis.cloudwatch.1", vec![uid(3)]), // the root sign-in
+        ("muster.cis.cloudwatch.2", vec![uid(10)]), // ListUsers: AccessDenied
+        ("muster.cis.cloudwatch.3", vec![uid(4)]), // a sign-in without MFA
+        ("muster.cis.cloudwatch.4", vec![uid(7)]), // AttachRolePolicy
+        ("muster.cis.cloudwatch.6", vec![uid(2)]), // the failed sign-in
+    ];
+    for (rule, uids) in &cases {
+        assert_eq!(fired.get(*rule), Some(uids), "{rule}: {fired:#?}");
+    }
+    assert_eq!(fired.len(), cases.len(), "{fired:#?}");
+}

@@ -11,7 +11,18 @@
 //! bytes at a time, and the record is parsed into borrowed fields (strings point
 //! into the record; fields that have no OCSF home stay `&RawValue` and are copied
 //! verbatim into `unmapped`). Nothing of the record is dropped: what is not mapped
-//! is kept, including keys this module has never heard of.
+//! is kept, including keys this module has never heard of, and the parts of
+//! `userIdentity` without a home under `unmapped.userIdentity`, nested as they
+//! were. Fields that are mapped are not repeated there (`recipientAccountId` is
+//! `cloud.account.uid`, `eventCategory` is `metadata.log_name`, `eventType` is
+//! `metadata.event_code`); empty strings count as absent.
+//!
+//! API Activity requires an actor and a source endpoint. A record without a
+//! `userIdentity` (some `AwsServiceEvent`s) has its account as the actor; an
+//! Insights event has none of either, and is CloudTrail's own
+//! (`cloudtrail.amazonaws.com` as `actor.invoked_by` and `src_endpoint.svc_name`),
+//! while `api` names the call it is about. A `sourceIPAddress` that is no address
+//! (`ec2.amazonaws.com`, `AWS Internal`) is the calling service: `svc_name`.
 //!
 //! Severity (CloudTrail has none of its own), chosen so that the events worth a
 //! look stand out from the millions of routine calls:
@@ -23,7 +34,7 @@
 
 use super::{Context, Emit, Rejected};
 use crate::error::{Error, Location, Result};
-use crate::framing::{ElementEnd, JsonArraySplitter, SplitError};
+use crate::framing::{ElementEnd, JsonArraySplitter, Resync, SplitError};
 use crate::ocsf::{
     Account, Actor, Api, ApiRequest, ApiResponse, Class, Cloud, Endpoint, Event, HttpRequest, Idp,
     Metadata, Policy, Product, Resource, ResourceOwner, Service, Session, Severity, Status, Str,
@@ -72,7 +83,23 @@ pub fn normalize(input: &mut dyn BufRead, ctx: &Context, out: &mut dyn Emit) -> 
         let element = match split.next_element() {
             Ok(Some(element)) => element,
             Ok(None) => return Ok(()),
-            Err(e) => return Err(split_error(e, ctx, split.line())),
+            Err(e) => {
+                // Keep what was read of the record the stream broke off in.
+                if let (SplitError::Io(cause), Some((index, line, raw))) =
+                    (&e, split.interrupted_element())
+                {
+                    if !raw.is_empty() {
+                        out.reject(Rejected {
+                            line: Some(line),
+                            record: Some(index),
+                            field: None,
+                            reason: format!("the input broke off inside this record: {cause}"),
+                            raw,
+                        })?;
+                    }
+                }
+                return Err(split_error(e, ctx, split.line()));
+            }
         };
         let (index, line) = (element.index, element.line);
         let broken = match element.end {
@@ -109,12 +136,22 @@ pub fn normalize(input: &mut dyn BufRead, ctx: &Context, out: &mut dyn Emit) -> 
                 Processed::Broken(reason) => reason,
             },
         };
-        // Broken JSON may have swallowed the records after it: the splitter cuts
-        // it where the next record starts and reads them again.
-        let cut = split.resync();
-        let reason = match cut {
-            Some(_) => format!("{broken}; the records after it were read again"),
-            None => broken,
+        // Broken JSON may have swallowed the records after it, or ended early
+        // and left the rest of itself behind: the splitter finds where the next
+        // record starts, so that one broken record is one reject.
+        let (reason, failed) = match split.resync() {
+            Ok(Resync::Cut(_)) => (
+                format!("{broken}; the records after it were read again"),
+                None,
+            ),
+            Ok(Resync::Skipped(n)) => (
+                format!(
+                    "{broken}; the {n} bytes after it, up to the next record, are kept with it"
+                ),
+                None,
+            ),
+            Ok(Resync::Nothing) => (broken, None),
+            Err(e) => (broken, Some(e)),
         };
         out.reject(Rejected {
             line: Some(line),
@@ -123,6 +160,9 @@ pub fn normalize(input: &mut dyn BufRead, ctx: &Context, out: &mut dyn Emit) -> 
             reason,
             raw: split.element_bytes(),
         })?;
+        if let Some(e) = failed {
+            return Err(split_error(e, ctx, split.line()));
+        }
     }
 }
 
@@ -246,13 +286,23 @@ fn process<'a>(bytes: &'a [u8], ctx: &'a Context) -> Processed<'a> {
             Ok(event) => Processed::Event(Box::new(event)),
             Err(Unmappable { field, reason }) => Processed::Unmappable { field, reason },
         },
-        Err(e) if e.is_data() => Processed::Unmappable {
-            field: failed.get().unwrap_or("record"),
-            reason: match failed.get() {
-                Some(field) => format!("{field}: {e} of the record"),
-                None => format!("not a CloudTrail record: {e} of the record"),
-            },
-        },
+        // A wrong type is the record's fault only if the record is JSON at all:
+        // a lost quote can turn a string into a number before the real damage.
+        Err(e) if e.is_data() => {
+            match (serde_json::from_slice::<IgnoredAny>(bytes), failed.get()) {
+                (Ok(_), Some(field)) => Processed::Unmappable {
+                    field,
+                    reason: format!("{field}: {e} of the record"),
+                },
+                // JSON, but no object: a piece of a record that broke before it.
+                (Ok(_), None) => {
+                    Processed::Broken(format!("not a CloudTrail record: {e} of the record"))
+                }
+                (Err(syntax), _) => {
+                    Processed::Broken(format!("not valid JSON: {syntax} of the record"))
+                }
+            }
+        }
         Err(e) => Processed::Broken(format!("not valid JSON: {e} of the record")),
     }
 }
@@ -1859,12 +1909,6 @@ mod tests {
                 "eventName is missing",
             ),
             (
-                "not an object",
-                "42".into(),
-                "record",
-                "not a CloudTrail record",
-            ),
-            (
                 "no actor, no account",
                 NO_IDENTITY.replace(r#""recipientAccountId":"111122223333","#, ""),
                 "userIdentity",
@@ -1924,6 +1968,12 @@ mod tests {
                 format!("{{\"Records\":[\n{CREATE_USER},\n{{\"eventVersion\":\"1.08\",\"eventTime\":\"2024-05-14T00:00:00Z\",\n{ACCESS_DENIED},\n{INSIGHT}\n]}}"),
                 3,
                 &[(3, 1, "the records after it were read again")],
+            ),
+            (
+                "an element that is no object",
+                format!("{{\"Records\":[\n{CREATE_USER},\n42,\n{ACCESS_DENIED}\n]}}"),
+                2,
+                &[(3, 1, "not a CloudTrail record: invalid type: integer `42`")],
             ),
             (
                 "a line of garbage",
@@ -2015,6 +2065,55 @@ mod tests {
     }
 
     #[test]
+    fn corrupted_documents_never_panic_and_both_paths_agree() {
+        let records = [FAILED_LOGIN, ASSUME_ROLE, INSIGHT, S3_GET, IDC_LOGIN];
+        let compact = doc(&records);
+        let value: Json = serde_json::from_str(&compact).unwrap();
+        let pretty = serde_json::to_string_pretty(&value).unwrap();
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        const BYTES: &[u8] = b"{}[]\",:\\ \n0a\xff\xc3";
+        let mut ctx = ctx();
+        ctx.max_record_bytes = 3000;
+        for round in 0..400 {
+            let mut input = if round % 2 == 0 {
+                compact.clone()
+            } else {
+                pretty.clone()
+            }
+            .into_bytes();
+            let mutations = 1 + next() % 4;
+            for _ in 0..mutations {
+                let at = (next() % input.len() as u64) as usize;
+                match next() % 4 {
+                    0 => input[at] = BYTES[(next() % BYTES.len() as u64) as usize],
+                    1 => {
+                        input.remove(at);
+                    }
+                    2 => input.insert(at, BYTES[(next() % BYTES.len() as u64) as usize]),
+                    _ => input.truncate(at.max(1)),
+                }
+            }
+            // run_with checks that both paths give the same events and rejects.
+            let (out, _) = run_with(&input, &ctx);
+            assert!(
+                out.events.len() + out.rejects.len() <= records.len() + 2 * mutations as usize,
+                "round {round}: {} events, {:?}",
+                out.events.len(),
+                out.rejects
+                    .iter()
+                    .map(|r| (r.1, r.3.clone(), r.4.chars().take(50).collect::<String>()))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
     fn oversized_records_are_rejected_not_buffered() {
         let mut ctx = ctx();
         ctx.max_record_bytes = 2048;
@@ -2034,6 +2133,34 @@ mod tests {
             "{reason}"
         );
         assert_eq!(raw.len(), 2048);
+    }
+
+    #[test]
+    fn a_stream_breaking_off_keeps_what_came_before() {
+        struct Breaking(Vec<u8>, usize);
+        impl std::io::Read for Breaking {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.1 >= self.0.len() {
+                    return Err(std::io::Error::other("connection reset"));
+                }
+                let n = buf.len().min(self.0.len() - self.1);
+                buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+                self.1 += n;
+                Ok(n)
+            }
+        }
+        let whole = doc(&[CREATE_USER, ACCESS_DENIED, INSIGHT]).into_bytes();
+        let cut = whole.len() - INSIGHT.len() / 2;
+        let mut reader = std::io::BufReader::with_capacity(512, Breaking(whole[..cut].to_vec(), 0));
+        let mut out = Collect::default();
+        let err = normalize(&mut reader, &ctx(), &mut out).unwrap_err();
+        assert!(matches!(err, Error::Read { .. }), "{err}");
+        assert_eq!(out.events.len(), 2);
+        assert_eq!(out.rejects.len(), 1);
+        let (_, index, _, reason, raw) = &out.rejects[0];
+        assert_eq!(*index, Some(2));
+        assert!(reason.contains("broke off inside this record"), "{reason}");
+        assert!(INSIGHT.starts_with(raw.as_str()), "{raw}");
     }
 
     #[test]
@@ -2084,7 +2211,7 @@ mod tests {
 
     /// Writes events to MUSTER_OCSF_DUMP, when set, for `ocsf-validate`.
     fn dump(name: &str, events: &[Json]) {
-        if let Ok(dir) = std::env::var("MUSTER_OCSF_DUMP") {
+        if let (Ok(dir), false) = (std::env::var("MUSTER_OCSF_DUMP"), events.is_empty()) {
             std::fs::create_dir_all(&dir).unwrap();
             let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
             std::fs::write(

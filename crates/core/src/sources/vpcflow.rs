@@ -14,8 +14,8 @@
 //!   without the `security_control` profile, which would require an `action_id`.
 //! - The flow log describes traffic seen at one network interface. Its ids
 //!   (interface, VPC, subnet, instance) go on the endpoint that *is* that interface:
-//!   the destination for `flow-direction` ingress, the source for egress and when the
-//!   direction is unknown (v2), which is also where Amazon Security Lake puts them.
+//!   the destination for `flow-direction` ingress, the source for egress and, by
+//!   choice, when a row does not say (v2 has no direction).
 //! - `pkt-srcaddr`/`pkt-dstaddr` go to the endpoint's `intermediate_ips` when they
 //!   differ from `srcaddr`/`dstaddr` (NAT, load balancers); equal ones add nothing.
 //! - `pkt-*-aws-service` → the endpoint's `svc_name`; `traffic-path` → `boundary_id`
@@ -135,7 +135,17 @@ impl Slot {
 
 /// Documented fields with no OCSF home: kept in `unmapped`. Names not listed anywhere
 /// (fields AWS adds later) are kept the same way, as text.
-const TEXT_FIELDS: [&str; 9] = [
+const TEXT_FIELDS: [&str; 19] = [
+    "ecs-cluster-arn",
+    "ecs-cluster-name",
+    "ecs-container-instance-arn",
+    "ecs-container-instance-id",
+    "ecs-container-id",
+    "ecs-second-container-id",
+    "ecs-service-name",
+    "ecs-task-definition-arn",
+    "ecs-task-arn",
+    "ecs-task-id",
     "sublocation-type",
     "sublocation-id",
     "reject-reason",
@@ -176,7 +186,7 @@ fn classify(name: &str) -> Option<Kind> {
     if COUNT_FIELDS.contains(&name) {
         return Some(Kind::Count);
     }
-    if TEXT_FIELDS.contains(&name) || (name.starts_with("ecs-") && name.len() > 4) {
+    if TEXT_FIELDS.contains(&name) {
         return Some(Kind::Text);
     }
     None
@@ -351,6 +361,15 @@ struct Bad<'h> {
     reason: String,
 }
 
+impl<'h> Bad<'h> {
+    fn new(field: &'h str, reason: impl Into<String>) -> Self {
+        Bad {
+            field: Some(field),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// Why a row produced no event: it could not be mapped, or the sink failed.
 enum RowError<'h> {
     Bad(Bad<'h>),
@@ -360,15 +379,6 @@ enum RowError<'h> {
 impl<'h> From<Bad<'h>> for RowError<'h> {
     fn from(bad: Bad<'h>) -> Self {
         RowError::Bad(bad)
-    }
-}
-
-impl<'h> Bad<'h> {
-    fn new(field: &'h str, reason: impl Into<String>) -> Self {
-        Bad {
-            field: Some(field),
-            reason: reason.into(),
-        }
     }
 }
 
@@ -839,10 +849,8 @@ fn map_row<'a>(
         (&dst, Slot::DstAddr, "destination"),
     ] {
         if endpoint_is_empty(endpoint) {
-            return Err(Bad::new(
-                field.name(),
-                format!("the row has no {side} address or interface for the {side} endpoint OCSF requires"),
-            ).into());
+            let reason = format!("no {side} address or interface: OCSF requires the endpoint");
+            return Err(Bad::new(field.name(), reason).into());
         }
     }
 
@@ -1047,11 +1055,15 @@ pub fn normalize(input: &mut dyn BufRead, ctx: &Context, out: &mut dyn Emit) -> 
     let mut reader = LineReader::new(input, max_line);
     let mut format: Option<Format> = None;
     let mut spans: Vec<(usize, usize)> = Vec::with_capacity(64);
-    while let Some(line) = reader.next_line() {
+    loop {
+        let reading = reader.line_number() + 1;
+        let Some(line) = reader.next_line() else {
+            break;
+        };
         let line = line.map_err(|source| Error::Read {
             at: Location {
                 object: ctx.object.clone(),
-                line: None,
+                line: Some(reading),
                 record: None,
             },
             source,
@@ -1150,7 +1162,6 @@ pub fn normalize(input: &mut dyn BufRead, ctx: &Context, out: &mut dyn Emit) -> 
             out.skip(reason);
             continue;
         }
-        // `ref`: an event is large, and moving it out of the result is a copy.
         match map_row(current, text, &values, &spans, ctx, out) {
             Ok(()) => {}
             Err(RowError::Bad(bad)) => reject(out, number, bytes, bad)?,
@@ -1263,6 +1274,7 @@ mod tests {
     const TGW: &str = "version resource-type account-id tgw-id tgw-attachment-id tgw-src-vpc-account-id tgw-dst-vpc-account-id tgw-src-vpc-id tgw-dst-vpc-id tgw-src-subnet-id tgw-dst-subnet-id tgw-src-eni tgw-dst-eni tgw-src-az-id tgw-dst-az-id tgw-pair-attachment-id srcaddr dstaddr srcport dstport protocol packets bytes start end log-status type packets-lost-no-route packets-lost-blackhole packets-lost-mtu-exceeded packets-lost-ttl-expired tcp-flags region flow-direction pkt-src-aws-service pkt-dst-aws-service\n";
     const GOOD: &str = "2 111122223333 eni-0a1b2c3d4e5f67890 10.0.1.5 10.0.2.9 49152 443 6 10 8400 1715644800 1715644860 ACCEPT OK\n";
 
+    #[derive(Default)]
     struct Case {
         name: &'static str,
         input: Vec<u8>,
@@ -1274,20 +1286,6 @@ mod tests {
         checks: Vec<(usize, &'static str, Value)>,
         /// Part of the message of the error that ends the file.
         error: Option<&'static str>,
-    }
-
-    impl Default for Case {
-        fn default() -> Self {
-            Case {
-                name: "",
-                input: Vec::new(),
-                events: 0,
-                skips: &[],
-                rejects: &[],
-                checks: Vec::new(),
-                error: None,
-            }
-        }
     }
 
     fn text(parts: &[&str]) -> Vec<u8> {
@@ -1655,6 +1653,13 @@ mod tests {
                 ..Case::default()
             },
             Case {
+                name: "rows of names are rows, not headers",
+                input: text(&["flow-direction region ecs-cluster-name ecs-service-name start end\n",
+                    "ingress us-east-1 ecs-a ecs-b 1715644800 1715644860\n"]),
+                rejects: &[(2, Some("srcaddr"), "no source address or interface")],
+                ..Case::default()
+            },
+            Case {
                 name: "a header naming a field twice",
                 input: text(&["version srcaddr srcaddr\n"]),
                 error: Some(":1: the header names field `srcaddr` twice"),
@@ -1718,6 +1723,81 @@ mod tests {
                     want => assert_eq!(got, Some(want), "{name}: event {i} {pointer}"),
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_failing_stream_stops_the_file_where_it_broke() {
+        /// Gives `data`, then fails.
+        struct Failing<'a>(&'a [u8]);
+        impl std::io::Read for Failing<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(std::io::Error::other("connection reset"));
+                }
+                let n = buf.len().min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let data = text(&[V2, GOOD, GOOD]);
+        let mut input = std::io::BufReader::new(Failing(&data));
+        let mut out = Collect::default();
+        let err = normalize(&mut input, &ctx(), &mut out).expect_err("the stream fails");
+        assert!(
+            matches!(&err, Error::Read { at, .. } if at.line == Some(4)),
+            "{err}"
+        );
+        assert_eq!(out.events.len(), 2);
+    }
+
+    /// Rows mangled at random never panic, and each ends as exactly one event, reject
+    /// or skip.
+    #[test]
+    fn mangled_rows_are_each_accounted_for() {
+        let rows = [
+            GOOD.trim_end(),
+            "2 111122223333 eni-0a1b2c3d4e5f67890 2001:db8::1 2600:1f18:abcd:ef01::25 0 0 58 3 252 1715644800 1715644860 REJECT OK",
+            "2 111122223333 eni-0a1b2c3d4e5f67890 - - - - - - - 1715644800 1715644860 - NODATA",
+        ];
+        let alphabet = b" -.:0123456789abcdefACEPTROKNDx\xff\xc3\t";
+        let mut seed: u64 = 7;
+        let mut next = move |n: usize| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize % n
+        };
+        let mut input = V2.as_bytes().to_vec();
+        let mut expected = 0usize;
+        for _ in 0..3000 {
+            let mut row = rows[next(rows.len())].as_bytes().to_vec();
+            for _ in 0..1 + next(4) {
+                let at = next(row.len() + 1);
+                match next(3) {
+                    0 if at < row.len() => {
+                        row.remove(at);
+                    }
+                    1 if at < row.len() => row[at] = alphabet[next(alphabet.len())],
+                    _ => row.insert(at, alphabet[next(alphabet.len())]),
+                }
+            }
+            if !row.iter().all(|b| *b == b' ' || *b == b'\t') {
+                expected += 1;
+            }
+            input.extend_from_slice(&row);
+            input.push(b'\n');
+        }
+        let (out, result) = run(&input);
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(
+            out.events.len() + out.rejects.len() + out.skips.len(),
+            expected
+        );
+        assert!(!out.events.is_empty() && !out.rejects.is_empty());
+        for (line, _, reason) in &out.rejects {
+            assert!(line.is_some() && !reason.is_empty());
         }
     }
 
