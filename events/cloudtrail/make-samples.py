@@ -5,7 +5,7 @@ Records follow AWS's documented record contents
 (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-record-contents.html)
 and its published examples, with documentation accounts, addresses and ids.
 """
-import gzip, json, os, io
+import gzip, json, os, io, re
 root = os.path.dirname(os.path.abspath(__file__))
 A = "111122223333"; B = "444455556666"
 UA_CONSOLE = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
@@ -175,6 +175,124 @@ eu = [
         tls_host="ec2.eu-west-1.amazonaws.com"),
 ]
 
+
+# One record per built-in detection rule that must fire, and a near miss for each that
+# must not (crates/core/tests/rules_from_samples.rs holds the table). 2024-05-15, us-east-1.
+def uid(n): return f"5d2c7a10-3b4e-4f6a-9c8d-{n:012d}"
+def rid(n): return f"9e4f2b61-7c3d-4a8e-b5f0-{n:012d}"
+ADMIN = assumed("Admin", "alice-admin", mfa="true", created="2024-05-15T11:58:00Z")
+ROOT = {"type": "Root", "principalId": A, "arn": f"arn:aws:iam::{A}:root", "accountId": A, "accessKeyId": "ASIAIOSFODNN7ROOTKEY"}
+def call(n, t, source, name, req, resp=None, ident=ADMIN, err=None, resources=None, read_only=False, host=None, ip="198.51.100.23", **kw):
+    svc = source.split(".")[0]
+    return api(f"2024-05-15T{t}Z", ident, source, name, ip, CLI + f"{svc}." + re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower(), req, resp, rid(n), uid(n),
+               err=err, resources=resources, read_only=read_only, tls_host=host or f"{svc}.us-east-1.amazonaws.com", **kw)
+def failed_login(n, t, user, ip):
+    # A user name that does not exist is masked, and then there is no principal id.
+    ident = {"type": "IAMUser", "accountId": A, "accessKeyId": "", "userName": user}
+    if user != "HIDDEN_DUE_TO_SECURITY_REASONS":
+        ident = {"type": "IAMUser", "principalId": f"AIDAIOSFODNN7{user.upper():0<7}", **ident}
+    return login(f"2024-05-15T{t}Z", ident, ip, False, "No", uid(n), err="Failed authentication")
+DENIED = lambda action, res: ("AccessDenied", f"User: arn:aws:iam::{A}:user/bob is not authorized to perform: {action} on resource: {res} because no identity-based policy allows the {action} action")
+BOB = iam_user("bob", "AIDAIOSFODNN7BOB0001", key="AKIAIOSFODNN7BOBKEY1")
+TRAIL = f"arn:aws:cloudtrail:us-east-1:{A}:trail/management-events"
+KEY = f"arn:aws:kms:us-east-1:{A}:key/0987dcba-09fe-87dc-65ba-ab0987654321"
+BUCKET = "amzn-s3-demo-bucket"
+BUCKET_RES = [{"accountId": A, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{BUCKET}"}]
+KEY_RES = [{"accountId": A, "type": "AWS::KMS::Key", "ARN": KEY}]
+S3_HOST = f"{BUCKET}.s3.us-east-1.amazonaws.com"
+rules = [
+    # CloudWatch.1: root calls an API itself; the near miss is root's work done by a service.
+    call(1, "12:00:05", "iam.amazonaws.com", "GetAccountSummary", None, ident=ROOT, read_only=True, host="iam.amazonaws.com"),
+    call(2, "12:00:40", "cloudtrail.amazonaws.com", "LookupEvents", {"maxResults": 50}, read_only=True,
+         ident=dict(ROOT, invokedBy="support.amazonaws.com", accessKeyId=""), ip="support.amazonaws.com"),
+    # CloudWatch.2: refused calls (an IAM AccessDenied, an EC2 UnauthorizedOperation); the
+    # near miss failed for another reason.
+    call(3, "12:01:10", "cloudtrail.amazonaws.com", "StopLogging", {"name": TRAIL}, ident=BOB, ip="2001:db8:1234::15",
+         err=DENIED("cloudtrail:StopLogging", TRAIL)),
+    call(4, "12:01:30", "ec2.amazonaws.com", "RunInstances",
+         {"instancesSet": {"items": [{"imageId": "ami-0abcdef1234567890", "minCount": 1, "maxCount": 1}]}, "instanceType": "t3.micro"},
+         ident=BOB, ip="2001:db8:1234::15",
+         err=("Client.UnauthorizedOperation", "You are not authorized to perform this operation. User: arn:aws:iam::111122223333:user/bob is not authorized to perform: ec2:RunInstances")),
+    call(5, "12:01:50", "ec2.amazonaws.com", "DescribeSecurityGroups", {"securityGroupSet": {"items": [{"groupId": "sg-0badc0ffee0000000"}]}},
+         read_only=True, err=("Client.InvalidGroup.NotFound", "The security group 'sg-0badc0ffee0000000' does not exist")),
+    # CloudWatch.3: an IAM user signs in without MFA; with MFA it is no finding.
+    login("2024-05-15T12:02:00Z", iam_user("carol", "AIDAIOSFODNN7CAROL01", key=""), "198.51.100.41", True, "No", uid(6)),
+    login("2024-05-15T12:02:20Z", iam_user("dave", "AIDAIOSFODNN7DAVE001", key=""), "198.51.100.42", True, "Yes", uid(7),
+          {"MFAIdentifier": f"arn:aws:iam::{A}:mfa/dave"}),
+    # CloudWatch.4: an inline user policy written; reading a policy is no finding.
+    call(8, "12:03:00", "iam.amazonaws.com", "PutUserPolicy",
+         {"userName": "deploy-bot", "policyName": "deploy", "policyDocument": "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"s3:PutObject\",\"Resource\":\"arn:aws:s3:::amzn-s3-demo-bucket/*\"}]}"},
+         host="iam.amazonaws.com"),
+    call(9, "12:03:20", "iam.amazonaws.com", "GetPolicy", {"policyArn": f"arn:aws:iam::{A}:policy/deploy-boundary"},
+         {"policy": {"policyName": "deploy-boundary", "policyId": "ANPAIOSFODNN7POLICY1", "arn": f"arn:aws:iam::{A}:policy/deploy-boundary",
+                     "path": "/", "defaultVersionId": "v1", "attachmentCount": 1, "isAttachable": True,
+                     "createDate": "May 1, 2024, 9:00:00 AM", "updateDate": "May 1, 2024, 9:00:00 AM"}},
+         read_only=True, host="iam.amazonaws.com"),
+    # CloudWatch.5: logging stopped (the refused StopLogging above is only CloudWatch.2).
+    call(10, "12:04:00", "cloudtrail.amazonaws.com", "StopLogging", {"name": TRAIL}, resources=[{"accountId": A, "type": "AWS::CloudTrail::Trail", "ARN": TRAIL}]),
+    call(11, "12:04:20", "cloudtrail.amazonaws.com", "DescribeTrails", {"trailNameList": [], "includeShadowTrails": True}, read_only=True),
+    # CloudWatch.6 is every failed sign-in: this one, and the bursts at the end.
+    failed_login(12, "12:05:00", "carol", "198.51.100.41"),
+    # CloudWatch.7: a customer managed key disabled; describing it is no finding.
+    call(13, "12:06:00", "kms.amazonaws.com", "DisableKey", {"keyId": KEY}, resources=KEY_RES),
+    call(14, "12:06:20", "kms.amazonaws.com", "DescribeKey", {"keyId": KEY}, resources=KEY_RES, read_only=True),
+    # CloudWatch.8: a bucket policy written; reading it is no finding.
+    call(15, "12:07:00", "s3.amazonaws.com", "PutBucketPolicy",
+         {"bucketPolicy": {"Version": "2012-10-17", "Statement": [{"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                           "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]},
+          "bucketName": BUCKET, "Host": S3_HOST, "policy": ""},
+         resources=BUCKET_RES, host=S3_HOST),
+    call(16, "12:07:20", "s3.amazonaws.com", "GetBucketPolicy", {"bucketName": BUCKET, "Host": S3_HOST, "policy": ""},
+         resources=BUCKET_RES, read_only=True, host=S3_HOST),
+    # CloudWatch.9: the Config recorder stopped; describing it is no finding.
+    call(17, "12:08:00", "config.amazonaws.com", "StopConfigurationRecorder", {"configurationRecorderName": "default"}),
+    call(18, "12:08:20", "config.amazonaws.com", "DescribeConfigurationRecorders", {"configurationRecorderNames": ["default"]}, read_only=True),
+    # CloudWatch.10: SSH opened in a security group; listing groups is no finding.
+    call(19, "12:09:00", "ec2.amazonaws.com", "AuthorizeSecurityGroupIngress",
+         {"groupId": "sg-0123456789abcdef0", "ipPermissions": {"items": [{"ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
+          "groups": {}, "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}, "ipv6Ranges": {}, "prefixListIds": {}}]}},
+         {"requestId": rid(19), "_return": True, "securityGroupRuleSet": {"items": [{"groupOwnerId": A, "groupId": "sg-0123456789abcdef0",
+          "securityGroupRuleId": "sgr-0123456789abcdef0", "isEgress": False, "ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "cidrIpv4": "0.0.0.0/0"}]}}),
+    call(20, "12:09:20", "ec2.amazonaws.com", "DescribeSecurityGroups", {"securityGroupSet": {}, "securityGroupIdSet": {}}, read_only=True),
+    # CloudWatch.11: a network ACL entry added; listing ACLs is no finding.
+    call(21, "12:10:00", "ec2.amazonaws.com", "CreateNetworkAclEntry",
+         {"networkAclId": "acl-0123456789abcdef0", "ruleNumber": 100, "egress": False, "ruleAction": "allow", "icmpTypeCode": {},
+          "portRange": {"from": 3389, "to": 3389}, "aclProtocol": "6", "cidrBlock": "0.0.0.0/0"}, {"requestId": rid(21), "_return": True}),
+    call(22, "12:10:20", "ec2.amazonaws.com", "DescribeNetworkAcls", {"networkAclIdSet": {}, "filterSet": {}}, read_only=True),
+    # CloudWatch.12: an internet gateway attached; listing gateways is no finding.
+    call(23, "12:11:00", "ec2.amazonaws.com", "AttachInternetGateway", {"internetGatewayId": "igw-0123456789abcdef0", "vpcId": "vpc-0123456789abcdef0"},
+         {"requestId": rid(23), "_return": True}),
+    call(24, "12:11:20", "ec2.amazonaws.com", "DescribeInternetGateways", {"internetGatewayIdSet": {}, "filterSet": {}}, read_only=True),
+    # CloudWatch.13: a route added; listing route tables is no finding.
+    call(25, "12:12:00", "ec2.amazonaws.com", "CreateRoute",
+         {"routeTableId": "rtb-0123456789abcdef0", "destinationCidrBlock": "0.0.0.0/0", "gatewayId": "igw-0123456789abcdef0"},
+         {"requestId": rid(25), "_return": True}),
+    call(26, "12:12:20", "ec2.amazonaws.com", "DescribeRouteTables", {"routeTableIdSet": {}, "filterSet": {}}, read_only=True),
+    # CloudWatch.14: a VPC attribute changed; listing VPCs is no finding.
+    call(27, "12:13:00", "ec2.amazonaws.com", "ModifyVpcAttribute", {"vpcId": "vpc-0123456789abcdef0", "enableDnsHostnames": {"value": True}},
+         {"requestId": rid(27), "_return": True}),
+    call(28, "12:13:20", "ec2.amazonaws.com", "DescribeVpcs", {"vpcSet": {}, "filterSet": {}}, read_only=True),
+    # Organizations: a service control policy attached; listing accounts is no finding.
+    call(29, "12:14:00", "organizations.amazonaws.com", "AttachPolicy", {"policyId": "p-examplepolicyid111", "targetId": "ou-exa1-abcd1234"},
+         host="organizations.us-east-1.amazonaws.com"),
+    call(30, "12:14:20", "organizations.amazonaws.com", "ListAccounts", {"maxResults": 20}, read_only=True,
+         host="organizations.us-east-1.amazonaws.com"),
+    # Data events (DataAccess metrics; no rule reads them).
+    call(31, "12:15:00", "s3.amazonaws.com", "GetObject", {"bucketName": BUCKET, "Host": S3_HOST, "key": "exports/2024-05-15.parquet"},
+         read_only=True, mgmt=False, host=S3_HOST,
+         extra={"additionalEventData": {"SignatureVersion": "SigV4", "CipherSuite": "TLS_AES_128_GCM_SHA256", "bytesTransferredIn": 0,
+                                        "AuthenticationMethod": "AuthHeader", "x-amz-id-2": "Nr/EXAMPLEid2+S2b2=", "bytesTransferredOut": 73842}},
+         resources=[{"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{BUCKET}/exports/2024-05-15.parquet"}] + BUCKET_RES),
+    call(32, "12:15:10", "lambda.amazonaws.com", "Invoke", {"functionName": f"arn:aws:lambda:us-east-1:{A}:function:report-builder", "invocationType": "RequestResponse"},
+         mgmt=False, resources=[{"accountId": A, "type": "AWS::Lambda::Function", "ARN": f"arn:aws:lambda:us-east-1:{A}:function:report-builder"}]),
+]
+# Repeated failed sign-ins: five from one address inside five minutes fire the threshold
+# rule; four from another address do not. Every one is a CloudWatch.6 failure.
+rules += [failed_login(40 + i, f"12:20:{i * 10:02d}", u, "203.0.113.50")
+          for i, u in enumerate(["admin", "carol", "HIDDEN_DUE_TO_SECURITY_REASONS", "dave", "carol"])]
+rules += [failed_login(50 + i, f"12:21:{i * 10:02d}", u, "203.0.113.51")
+          for i, u in enumerate(["carol", "dave", "HIDDEN_DUE_TO_SECURITY_REASONS", "admin"])]
+
 def write(path, records, pretty):
     full = os.path.join(root, path)
     os.makedirs(os.path.dirname(full), exist_ok=True)
@@ -189,3 +307,4 @@ def write(path, records, pretty):
 write(f"AWSLogs/{A}/CloudTrail/us-east-1/2024/05/14/{A}_CloudTrail_us-east-1_20240514T0000Z_muster01.json.gz", mgmt, False)
 write(f"AWSLogs/{A}/CloudTrail-Insight/us-east-1/2024/05/14/{A}_CloudTrail-Insight_us-east-1_20240514T0000Z_muster02.json.gz", insights, False)
 write(f"AWSLogs/{B}/CloudTrail/eu-west-1/2024/05/14/{B}_CloudTrail_eu-west-1_20240514T1200Z_muster03.json.gz", eu, True)
+write(f"AWSLogs/{A}/CloudTrail/us-east-1/2024/05/15/{A}_CloudTrail_us-east-1_20240515T1200Z_rules01.json.gz", rules, False)

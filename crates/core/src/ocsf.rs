@@ -128,7 +128,7 @@ pub struct Event<'a> {
     pub class_uid: u32,
     pub class_name: &'static str,
     pub type_uid: u64,
-    pub type_name: String,
+    pub type_name: TypeName<'a>,
     pub severity_id: u32,
     pub severity: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -211,13 +211,8 @@ impl<'a> Event<'a> {
         metadata: Metadata<'a>,
     ) -> Self {
         let activity_name = activity_name.into();
+        let type_activity = activity_name.clone();
         let type_uid = class.uid() as u64 * 100 + activity_id as u64;
-        // Concatenated rather than `format!`ed: this runs once per event, and the
-        // formatting machinery costs more than the rest of building an event.
-        let mut type_name = String::with_capacity(class.name().len() + 2 + activity_name.len());
-        type_name.push_str(class.name());
-        type_name.push_str(": ");
-        type_name.push_str(&activity_name);
         Event {
             activity_id,
             activity_name,
@@ -226,7 +221,10 @@ impl<'a> Event<'a> {
             class_uid: class.uid(),
             class_name: class.name(),
             type_uid,
-            type_name,
+            type_name: TypeName {
+                class: class.name(),
+                activity: type_activity,
+            },
             severity_id: Severity::Informational as u32,
             severity: Severity::Informational.caption(),
             status_id: None,
@@ -290,6 +288,20 @@ impl<'a> Event<'a> {
     }
 }
 
+/// `type_name`, `<class_name>: <activity_name>`, put together only when written: a
+/// `String` built per event was one of the two allocations left on the hot path.
+#[derive(Debug, Clone)]
+pub struct TypeName<'a> {
+    pub class: &'static str,
+    pub activity: Str<'a>,
+}
+
+impl Serialize for TypeName<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}: {}", self.class, self.activity))
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Metadata<'a> {
     pub version: &'static str,
@@ -308,8 +320,8 @@ pub struct Metadata<'a> {
     pub log_version: Option<Str<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original_time: Option<Str<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub profiles: Vec<&'static str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub profiles: &'static [&'static str],
 }
 
 impl<'a> Metadata<'a> {
@@ -324,7 +336,7 @@ impl<'a> Metadata<'a> {
             log_provider: None,
             log_version: None,
             original_time: None,
-            profiles: Vec::new(),
+            profiles: &[],
         }
     }
 }

@@ -1263,7 +1263,7 @@ fn map_record<'a>(mut r: Record<'a>, ctx: &'a Context) -> Result<Event<'a>, Unma
     });
     metadata.event_code = nonempty(r.event_type.take());
     metadata.log_provider = Some(Cow::Borrowed("CloudTrail"));
-    metadata.profiles = vec!["cloud"];
+    metadata.profiles = &["cloud"];
 
     let (class, (activity_id, activity_name)) = match &kind {
         Kind::SignIn { activity } => (

@@ -861,9 +861,9 @@ fn map_row<'a>(
     let mut metadata = Metadata::new(product);
     metadata.log_version = get(Slot::Version).map(Cow::Borrowed);
     metadata.profiles = if allowed.is_some() {
-        vec!["cloud", "security_control"]
+        &["cloud", "security_control"]
     } else {
-        vec!["cloud"]
+        &["cloud"]
     };
 
     let (activity_id, activity_name) = match allowed {
