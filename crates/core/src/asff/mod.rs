@@ -444,13 +444,29 @@ pub fn validate(f: &mut Finding) -> Result<Vec<String>, Invalid> {
     }
     let size = serde_json::to_vec(f).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > MAX_FINDING_BYTES {
+        // Name the member that makes it big: that is what the sender has to cut.
+        let (field, bytes) = largest_member(f).unwrap_or(("(finding)".into(), size));
         return Err(invalid(
             &id,
-            "(finding)",
-            format!("{size} bytes is over Security Hub's {MAX_FINDING_BYTES}-byte limit"),
+            &field,
+            format!(
+                "the finding is {size} bytes, over Security Hub's {MAX_FINDING_BYTES}-byte limit; \
+                 {field} is {bytes} bytes of it"
+            ),
         ));
     }
     Ok(adjusted)
+}
+
+/// The finding's largest top-level member as serialised, and its size in bytes.
+fn largest_member(f: &Finding) -> Option<(String, usize)> {
+    let serde_json::Value::Object(members) = serde_json::to_value(f).ok()? else {
+        return None;
+    };
+    members
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_string().len()))
+        .max_by_key(|(_, n)| *n)
 }
 
 /// Splits findings into BatchImportFindings calls: at most 100 findings and 6 MB each.

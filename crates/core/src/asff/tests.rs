@@ -137,13 +137,13 @@ fn custom_findings_map_and_reject_by_field() {
         ),
         (
             Box::new(|f| f.description = "x".repeat(300 * 1024)),
-            "(finding)",
+            "Resources",
         ),
     ];
     for (break_it, field) in cases {
         let mut f = from_custom(&custom(), &target(), now).unwrap();
         break_it(&mut f);
-        if field == "(finding)" {
+        if f.description.len() > MAX_FINDING_BYTES {
             // Description is truncated first, so make something else huge.
             f.product_fields = (0..50)
                 .map(|i| (format!("k{i}"), "v".repeat(2000)))
@@ -200,4 +200,82 @@ fn batches_respect_count_and_size() {
             .sum();
         assert!(bytes <= MAX_BATCH_BYTES && batch.len() <= MAX_BATCH_FINDINGS);
     }
+}
+
+/// A finding with a 300 KB Description alone is fitted (the Description is cut to
+/// 1024 characters); one that is 300 KB for another reason is refused, and the error
+/// names the member that makes it big and both sizes.
+#[test]
+fn a_300_kb_finding_is_truncated_or_refused_by_what_makes_it_big() {
+    let now = "2024-05-14T01:00:00Z";
+    let mut f = from_custom(&custom(), &target(), now).unwrap();
+    f.description = "d".repeat(300 * 1024);
+    assert!(serde_json::to_vec(&f).unwrap().len() > 300 * 1024);
+    assert_eq!(
+        validate(&mut f),
+        Ok(vec![format!(
+            "Description truncated to {MAX_DESCRIPTION_CHARS} characters"
+        )])
+    );
+    assert!(serde_json::to_vec(&f).unwrap().len() < MAX_FINDING_BYTES);
+
+    // 300 KB of resources: nothing to truncate, so the finding is refused.
+    let mut f = from_custom(&custom(), &target(), now).unwrap();
+    f.resources = (0..30)
+        .map(|i| Resource {
+            type_: "Other".into(),
+            id: format!("resource-{i}-{}", "r".repeat(10 * 1024)),
+            partition: None,
+            region: None,
+        })
+        .collect();
+    let size = serde_json::to_vec(&f).unwrap().len();
+    assert!(size > 300 * 1024, "{size}");
+    let err = validate(&mut f).unwrap_err();
+    assert_eq!(err.field, "Resources");
+    assert!(
+        err.reason.contains(&format!("the finding is {size} bytes"))
+            && err.reason.contains(&MAX_FINDING_BYTES.to_string())
+            && err.reason.contains("Resources is "),
+        "{err}"
+    );
+    assert!(err.to_string().starts_with(&f.id), "{err}");
+}
+
+/// The 6 MB limit splits exactly where it is crossed: findings sized so that 24 fit in
+/// 5.9 MB and the 25th would pass 6 MB start a new batch with the 25th.
+#[test]
+fn a_batch_splits_exactly_where_6_mb_would_be_crossed() {
+    let base = from_custom(&custom(), &target(), "2024-05-14T01:00:00Z").unwrap();
+    let bare = serde_json::to_vec(&base).unwrap().len();
+    // Each finding (plus the separator batches() counts) is exactly 1/24 of 5.9 MB.
+    let per = (59 * MAX_BATCH_BYTES / 60) / 24;
+    let finding = |i: usize| {
+        let mut f = base.clone();
+        f.id = format!("id-{i:04}");
+        let pad = per - 1 - serde_json::to_vec(&f).unwrap().len();
+        f.product_fields
+            .insert("pad".into(), "p".repeat(pad - r#","pad":"""#.len()));
+        f
+    };
+    let one = serde_json::to_vec(&finding(0)).unwrap().len() + 1;
+    assert_eq!(one, per, "sizing (bare finding {bare} bytes)");
+    assert!(24 * one <= MAX_BATCH_BYTES && 25 * one > MAX_BATCH_BYTES);
+    let b = batches((0..60).map(finding).collect());
+    assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![24, 24, 12]);
+    assert_eq!(
+        b[1][0].id, "id-0024",
+        "the 25th finding opens the second batch"
+    );
+    // One byte less each and 25 fit; the split moves by one.
+    let smaller = |i: usize| {
+        let mut f = finding(i);
+        let want = MAX_BATCH_BYTES / 25 - 1;
+        let now = serde_json::to_vec(&f).unwrap().len();
+        let pad = f.product_fields.get_mut("pad").unwrap();
+        pad.truncate(pad.len() - (now - want));
+        f
+    };
+    let b = batches((0..50).map(smaller).collect());
+    assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![25, 25]);
 }
