@@ -56,6 +56,8 @@ fn parse_source(s: &str) -> Result<SourceChoice, String> {
         "auto" => Ok(SourceChoice(None)),
         "cloudtrail" => Ok(SourceChoice(Some(SourceKind::CloudTrail))),
         "vpcflow" => Ok(SourceChoice(Some(SourceKind::VpcFlow))),
+        "elb" => Ok(SourceChoice(Some(SourceKind::Elb))),
+        "s3access" => Ok(SourceChoice(Some(SourceKind::S3Access))),
         other => Err(format!(
             "unknown source '{other}': expected auto, cloudtrail or vpcflow"
         )),

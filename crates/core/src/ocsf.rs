@@ -190,6 +190,24 @@ pub struct Event<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_request: Option<HttpRequest<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_response: Option<HttpResponse<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls<'a>>,
+    /// Needs the `load_balancer` profile in `metadata.profiles`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancer<'a>>,
+    /// The rule that decided a request (`security_control` profile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firewall_rule: Option<FirewallRule<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<DnsQuery<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answers: Option<Vec<DnsAnswer<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rcode_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rcode: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<Vec<Resource<'a>>>,
     /// The policy attached or detached in an Account Change event.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -256,6 +274,14 @@ impl<'a> Event<'a> {
             connection_info: None,
             traffic: None,
             http_request: None,
+            http_response: None,
+            tls: None,
+            load_balancer: None,
+            firewall_rule: None,
+            query: None,
+            answers: None,
+            rcode_id: None,
+            rcode: None,
             resources: None,
             policy: None,
             raw_data: None,
@@ -518,6 +544,15 @@ pub struct Endpoint<'a> {
     pub zone: Option<Str<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub intermediate_ips: Option<Vec<Str<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location<'a>>,
+}
+
+/// OCSF `location`; the sources only ever tell the country.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Location<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<Str<'a>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -565,6 +600,106 @@ pub struct HttpRequest<'a> {
     pub version: Option<Str<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<Url<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_headers: Option<Vec<HttpHeader<'a>>>,
+}
+
+/// OCSF `http_header` (both required).
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpHeader<'a> {
+    pub name: Str<'a>,
+    pub value: Str<'a>,
+}
+
+/// OCSF `firewall_rule`: at least one of `name`, `uid`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FirewallRule<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Str<'a>>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Str<'a>>,
+}
+
+/// OCSF `dns_query` (`hostname` is required).
+#[derive(Debug, Clone, Serialize)]
+pub struct DnsQuery<'a> {
+    pub hostname: Str<'a>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<Str<'a>>,
+}
+
+/// OCSF `dns_answer` (`rdata` is required).
+#[derive(Debug, Clone, Serialize)]
+pub struct DnsAnswer<'a> {
+    pub rdata: Str<'a>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<Str<'a>>,
+}
+
+/// OCSF `url`: the whole string and whichever parts could be read from it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Url<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_string: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_string: Option<Str<'a>>,
+}
+
+/// OCSF `http_response` (`code` is required).
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpResponse<'a> {
+    pub code: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<Str<'a>>,
+}
+
+/// OCSF `tls` (`version` is required).
+#[derive(Debug, Clone, Serialize)]
+pub struct Tls<'a> {
+    pub version: Str<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<Str<'a>>,
+}
+
+/// OCSF `load_balancer` (profile `load_balancer`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoadBalancer<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst_endpoint: Option<Endpoint<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<Str<'a>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -606,6 +741,8 @@ pub enum Value<'a> {
     /// A nested object of values, for the leftovers of a source object whose other
     /// fields were mapped.
     Map(Unmapped<'a>),
+    /// A source value rebuilt rather than copied (WAF's nested `null`s removed).
+    Json(serde_json::Value),
 }
 
 impl Serialize for Value<'_> {
@@ -626,6 +763,7 @@ impl Serialize for Value<'_> {
             Value::Int(v) => s.serialize_i64(*v),
             Value::Bool(v) => s.serialize_bool(*v),
             Value::Map(v) => v.serialize(s),
+            Value::Json(v) => v.serialize(s),
         }
     }
 }

@@ -92,7 +92,12 @@ fn mutated_inputs_never_panic_and_accounting_holds() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
-    for source in [SourceKind::CloudTrail, SourceKind::VpcFlow] {
+    for source in [
+        SourceKind::CloudTrail,
+        SourceKind::VpcFlow,
+        SourceKind::Elb,
+        SourceKind::S3Access,
+    ] {
         let seeds = seeds_for(source);
         assert!(
             !seeds.is_empty(),
@@ -119,6 +124,8 @@ fn random_bytes_never_panic() {
         None,
         Some(SourceKind::CloudTrail),
         Some(SourceKind::VpcFlow),
+        Some(SourceKind::Elb),
+        Some(SourceKind::S3Access),
     ] {
         let settings = Settings {
             source,

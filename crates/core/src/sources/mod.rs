@@ -1,7 +1,12 @@
 //! One module per log source: detection, parsing and OCSF mapping.
 
+pub mod cloudfront;
 pub mod cloudtrail;
+pub mod elb;
+pub mod route53;
+pub mod s3access;
 pub mod vpcflow;
+pub mod waf;
 
 use crate::error::{Error, Result};
 use crate::ocsf::Event;
@@ -14,6 +19,15 @@ pub enum SourceKind {
     /// CloudTrail digest files: recognised and counted, not parsed as logs.
     CloudTrailDigest,
     VpcFlow,
+    /// ALB, NLB (TLS) and Classic ELB access logs.
+    Elb,
+    /// S3 server access logs.
+    S3Access,
+    Waf,
+    /// Route 53 Resolver query logs.
+    Route53Resolver,
+    /// CloudFront standard (access) logs.
+    CloudFront,
 }
 
 impl SourceKind {
@@ -23,6 +37,11 @@ impl SourceKind {
             SourceKind::CloudTrail => "cloudtrail",
             SourceKind::CloudTrailDigest => "cloudtrail-digest",
             SourceKind::VpcFlow => "vpcflow",
+            SourceKind::Elb => "elb",
+            SourceKind::S3Access => "s3access",
+            SourceKind::Waf => "waf",
+            SourceKind::Route53Resolver => "route53",
+            SourceKind::CloudFront => "cloudfront",
         }
     }
 
@@ -31,6 +50,11 @@ impl SourceKind {
             "cloudtrail" => Some(SourceKind::CloudTrail),
             "cloudtrail-digest" => Some(SourceKind::CloudTrailDigest),
             "vpcflow" | "vpc" | "vpcflowlogs" => Some(SourceKind::VpcFlow),
+            "elb" | "alb" | "nlb" | "clb" | "elasticloadbalancing" => Some(SourceKind::Elb),
+            "s3access" | "s3" => Some(SourceKind::S3Access),
+            "waf" | "wafv2" | "waflogs" => Some(SourceKind::Waf),
+            "route53" | "route53resolver" | "vpcdnsquerylogs" => Some(SourceKind::Route53Resolver),
+            "cloudfront" => Some(SourceKind::CloudFront),
             _ => None,
         }
     }
@@ -54,6 +78,13 @@ pub struct KeyInfo {
 pub fn detect_from_key(key: &str) -> KeyInfo {
     let parts: Vec<&str> = key.split('/').collect();
     let Some(awslogs) = parts.iter().position(|p| *p == "AWSLogs") else {
+        // CloudFront names its files after the distribution, under any prefix.
+        if cloudfront::is_log_name(key) {
+            return KeyInfo {
+                source: Some(SourceKind::CloudFront),
+                ..KeyInfo::default()
+            };
+        }
         return KeyInfo::default();
     };
     let mut i = awslogs + 1;
@@ -69,11 +100,16 @@ pub fn detect_from_key(key: &str) -> KeyInfo {
     let region = parts
         .get(i + 2)
         .filter(|r| looks_like_region(r))
+        // Resolver query logs put the VPC id there, which can look like a region.
+        .filter(|_| service != "vpcdnsquerylogs")
         .map(|r| r.to_string());
     let source = match service {
         "CloudTrail" | "CloudTrail-Insight" => Some(SourceKind::CloudTrail),
         "CloudTrail-Digest" => Some(SourceKind::CloudTrailDigest),
         "vpcflowlogs" => Some(SourceKind::VpcFlow),
+        "elasticloadbalancing" => Some(SourceKind::Elb),
+        "WAFLogs" => Some(SourceKind::Waf),
+        "vpcdnsquerylogs" => Some(SourceKind::Route53Resolver),
         _ => None,
     };
     KeyInfo {
@@ -108,10 +144,28 @@ pub fn sniff(head: &[u8]) -> Option<SourceKind> {
         if compact.starts_with("{\"Records\":") {
             return Some(SourceKind::CloudTrail);
         }
+        // WAF writes `webaclId` third, but a re-serialised record may sort it last.
+        if trimmed.contains("\"webaclId\"") {
+            return Some(SourceKind::Waf);
+        }
+        if compact.contains("\"query_timestamp\":") && compact.contains("\"query_name\":") {
+            return Some(SourceKind::Route53Resolver);
+        }
         return None;
+    }
+    if trimmed.starts_with("#Version: 1.0") && trimmed.contains("#Fields: date time x-edge-location")
+    {
+        return Some(SourceKind::CloudFront);
     }
     if vpcflow::looks_like_header(trimmed.lines().next().unwrap_or("")) {
         return Some(SourceKind::VpcFlow);
+    }
+    let first = trimmed.lines().next().unwrap_or("");
+    if elb::looks_like_line(first) {
+        return Some(SourceKind::Elb);
+    }
+    if s3access::looks_like_line(first) {
+        return Some(SourceKind::S3Access);
     }
     None
 }
@@ -157,6 +211,11 @@ pub fn run(
     match kind {
         SourceKind::CloudTrail => cloudtrail::normalize(input, ctx, out),
         SourceKind::VpcFlow => vpcflow::normalize(input, ctx, out),
+        SourceKind::Elb => elb::normalize(input, ctx, out),
+        SourceKind::S3Access => s3access::normalize(input, ctx, out),
+        SourceKind::Waf => waf::normalize(input, ctx, out),
+        SourceKind::Route53Resolver => route53::normalize(input, ctx, out),
+        SourceKind::CloudFront => cloudfront::normalize(input, ctx, out),
         SourceKind::CloudTrailDigest => Err(Error::Format {
             at: crate::error::Location::object(ctx.object.clone()),
             reason: "CloudTrail digest files are counted, not parsed as logs".into(),
@@ -176,6 +235,7 @@ mod tests {
             ("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2024/05/14/x.json.gz", Some(SourceKind::CloudTrailDigest), Some("111122223333"), Some("us-east-1")),
             ("AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2024/05/14/x.json.gz", Some(SourceKind::CloudTrail), Some("111122223333"), Some("us-east-1")),
             ("AWSLogs/111122223333/vpcflowlogs/ap-southeast-2/2024/05/14/x.log.gz", Some(SourceKind::VpcFlow), Some("111122223333"), Some("ap-southeast-2")),
+            ("AWSLogs/111122223333/elasticloadbalancing/us-east-2/2024/05/14/111122223333_elasticloadbalancing_us-east-2_app.my-lb.50dc6c495c0c9188_20240514T0000Z_192.0.2.1_abc.log.gz", Some(SourceKind::Elb), Some("111122223333"), Some("us-east-2")),
             ("random/file.json", None, None, None),
         ];
         for (key, source, account, region) in cases {
@@ -198,6 +258,16 @@ mod tests {
         );
         assert_eq!(sniff(b"version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n"), Some(SourceKind::VpcFlow));
         assert_eq!(sniff(b"{\"awsAccountId\":\"1\",\"digestStartTime\":\"x\",\"digestEndTime\":\"y\",\"logFiles\":[]}"), Some(SourceKind::CloudTrailDigest));
+        assert_eq!(sniff(b"h2 2024-05-14T00:00:01.000000Z app/a/b 192.0.2.1:1 - -1 -1 -1 400 - 0 0 \"- - -\" \"-\" - -"), Some(SourceKind::Elb));
+        assert_eq!(
+            sniff(b"tls 2.0 2020-04-01T08:51:42 net/a/b l 192.0.2.1:1 192.0.2.2:443"),
+            Some(SourceKind::Elb)
+        );
+        assert_eq!(
+            sniff(b"2015-05-13T23:39:43.945958Z my-lb 192.0.2.1:2817 - 0.1"),
+            Some(SourceKind::Elb)
+        );
+        assert_eq!(sniff(b"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be bucket [06/Feb/2019:00:00:38 +0000] 192.0.2.3"), Some(SourceKind::S3Access));
         assert_eq!(sniff(b"hello world"), None);
     }
 }
