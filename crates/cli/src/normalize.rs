@@ -58,8 +58,11 @@ fn parse_source(s: &str) -> Result<SourceChoice, String> {
         "vpcflow" => Ok(SourceChoice(Some(SourceKind::VpcFlow))),
         "elb" => Ok(SourceChoice(Some(SourceKind::Elb))),
         "s3access" => Ok(SourceChoice(Some(SourceKind::S3Access))),
+        "waf" => Ok(SourceChoice(Some(SourceKind::Waf))),
+        "route53" => Ok(SourceChoice(Some(SourceKind::Route53Resolver))),
+        "cloudfront" => Ok(SourceChoice(Some(SourceKind::CloudFront))),
         other => Err(format!(
-            "unknown source '{other}': expected auto, cloudtrail or vpcflow"
+            "unknown source '{other}': expected auto, cloudtrail, vpcflow, elb, s3access, waf, route53 or cloudfront"
         )),
     }
 }

@@ -511,3 +511,331 @@ pub fn is_log_name(key: &str) -> bool {
             })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::{KeyInfo, SourceKind};
+    use serde_json::{json, Value as Json};
+    use std::path::{Path, PathBuf};
+
+    #[derive(Default)]
+    struct Collect {
+        events: Vec<Json>,
+        /// (line, field, reason)
+        rejects: Vec<(Option<u64>, Option<String>, String)>,
+    }
+
+    impl Emit for Collect {
+        fn event(&mut self, event: &Event<'_>) -> Result<()> {
+            self.events
+                .push(serde_json::to_value(event).expect("an event serialises"));
+            Ok(())
+        }
+        fn reject(&mut self, r: Rejected<'_>) -> Result<()> {
+            self.rejects
+                .push((r.line, r.field.map(str::to_owned), r.reason));
+            Ok(())
+        }
+        fn skip(&mut self, reason: &'static str) {
+            panic!("CloudFront logs have no rows to skip: {reason}");
+        }
+    }
+
+    fn run(input: &[u8]) -> Collect {
+        let ctx = Context {
+            object: "bucket/E2EXAMPLE12345.2024-05-14-10.a1b2c3d4.gz".into(),
+            key: KeyInfo {
+                source: Some(SourceKind::CloudFront),
+                ..KeyInfo::default()
+            },
+            max_record_bytes: 0,
+        };
+        let mut out = Collect::default();
+        let mut reader = input;
+        normalize(&mut reader, &ctx, &mut out).expect("a CloudFront file never fails whole");
+        for e in &out.events {
+            assert_eq!(e["class_uid"], 4002, "{e}");
+            assert!(e["http_response"]["code"].is_u64(), "{e}");
+            assert!(e["src_endpoint"]["ip"].is_string(), "{e}");
+            assert_eq!(e["dst_endpoint"]["svc_name"], "CloudFront", "{e}");
+        }
+        out
+    }
+
+    const HEADER: &str = "#Version: 1.0\n#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol cs-bytes time-taken x-forwarded-for ssl-protocol ssl-cipher x-edge-response-result-type cs-protocol-version fle-status fle-encrypted-fields c-port time-to-first-byte x-edge-detailed-result-type sc-content-type sc-content-len sc-range-start sc-range-end\n";
+
+    /// AWS's documented example line (33 fields), with `edits` as (column, value).
+    fn line(edits: &[(usize, &str)]) -> String {
+        let mut v: Vec<&str> = "2019-12-04\t21:02:31\tLAX1\t392\t192.0.2.100\tGET\td111111abcdef8.cloudfront.net\t/index.html\t200\t-\tMozilla/5.0%20(Windows%20NT%2010.0;%20Win64;%20x64)%20AppleWebKit/537.36%20(KHTML,%20like%20Gecko)%20Chrome/78.0.3904.108%20Safari/537.36\t-\t-\tHit\tSOX4xwn4XV6Q4rgb7XiVGOHms_BGlTAC4KyHmureZmBNrjGdRLiNIQ==\td111111abcdef8.cloudfront.net\thttps\t23\t0.001\t-\tTLSv1.2\tECDHE-RSA-AES128-GCM-SHA256\tHit\tHTTP/2.0\t-\t-\t11040\t0.001\tHit\ttext/html\t78\t-\t-"
+            .split('\t')
+            .collect();
+        for (i, value) in edits {
+            v[*i] = value;
+        }
+        v.join("\t")
+    }
+
+    #[test]
+    fn lines_map_to_http_activity() {
+        /// (name, column edits, expected values by JSON pointer)
+        type Case = (
+            &'static str,
+            Vec<(usize, &'static str)>,
+            Vec<(&'static str, Json)>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "the documented example",
+                vec![],
+                vec![
+                    ("/time", json!(1575493351000i64)),
+                    ("/duration", json!(1)),
+                    ("/activity_id", json!(3)),
+                    ("/src_endpoint/ip", json!("192.0.2.100")),
+                    ("/src_endpoint/port", json!(11040)),
+                    ("/dst_endpoint/hostname", json!("d111111abcdef8.cloudfront.net")),
+                    ("/http_request/url/scheme", json!("https")),
+                    ("/http_request/url/path", json!("/index.html")),
+                    ("/http_request/url/query_string", Json::Null),
+                    ("/http_request/user_agent", json!("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/78.0.3904.108 Safari/537.36")),
+                    ("/http_request/version", json!("HTTP/2.0")),
+                    ("/http_request/length", json!(23)),
+                    ("/http_response/code", json!(200)),
+                    ("/http_response/length", json!(392)),
+                    ("/tls/version", json!("TLSv1.2")),
+                    ("/traffic/bytes_out", json!(392)),
+                    ("/metadata/log_version", json!("1.0")),
+                    ("/unmapped/x-edge-location", json!("LAX1")),
+                    ("/unmapped/cs(Cookie)", Json::Null),
+                ],
+            ),
+            (
+                "double-encoded user agent (%2520)",
+                vec![(10, "Mozilla/5.0%2520(compatible;%2520bingbot/2.0)")],
+                vec![("/http_request/user_agent", json!("Mozilla/5.0 (compatible; bingbot/2.0)"))],
+            ),
+            (
+                "a literal %20 decoded once stays",
+                vec![(10, "curl/8%2520x%20y")],
+                vec![("/http_request/user_agent", json!("curl/8%20x y"))],
+            ),
+            (
+                "query string, referer, IPv6 viewer, POST",
+                vec![(11, "a=1&b=%20x"), (9, "https://www.example.com/a%3Fb"), (4, "2001:db8::1"), (5, "POST")],
+                vec![
+                    ("/http_request/url/query_string", json!("a=1&b=%20x")),
+                    ("/http_request/referrer", json!("https://www.example.com/a?b")),
+                    ("/src_endpoint/ip", json!("2001:db8::1")),
+                    ("/activity_name", json!("Post")),
+                ],
+            ),
+            (
+                "000 status, plain HTTP, no TLS",
+                vec![(8, "000"), (16, "http"), (20, "-"), (21, "-")],
+                vec![
+                    ("/http_response/code", json!(0)),
+                    ("/tls", Json::Null),
+                    ("/http_request/url/scheme", json!("http")),
+                ],
+            ),
+            (
+                "PATCH is Other, the method kept",
+                vec![(5, "PATCH")],
+                vec![
+                    ("/activity_id", json!(99)),
+                    ("/activity_name", json!("PATCH")),
+                    ("/http_request/http_method", Json::Null),
+                    ("/unmapped/cs-method", json!("PATCH")),
+                ],
+            ),
+            (
+                "numbers with no role kept as text; a leading space before -",
+                vec![(30, "570129.76"), (25, " -"), (18, "1.1000590226167435")],
+                vec![
+                    ("/unmapped/sc-content-len", json!("570129.76")),
+                    ("/unmapped/fle-encrypted-fields", Json::Null),
+                    ("/duration", json!(1100)),
+                ],
+            ),
+        ];
+        for (name, edits, expected) in cases {
+            let input = format!("{HEADER}{}\n", line(&edits));
+            let out = run(input.as_bytes());
+            assert!(out.rejects.is_empty(), "{name}: {:?}", out.rejects);
+            assert_eq!(out.events.len(), 1, "{name}");
+            for (pointer, want) in expected {
+                let got = out.events[0].pointer(pointer).unwrap_or(&Json::Null);
+                assert_eq!(got, &want, "{name}: {pointer}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_lines_are_quarantined_with_the_field() {
+        let cases: Vec<(&str, String, Option<&str>, &str)> = vec![
+            (
+                "placeholder client",
+                line(&[(4, "x.x.x.x")]),
+                Some("c-ip"),
+                "not an IP address",
+            ),
+            (
+                "bad date",
+                line(&[(0, "04/12/2019")]),
+                Some("time"),
+                "not a UTC date",
+            ),
+            (
+                "bad status",
+                line(&[(8, "OK")]),
+                Some("sc-status"),
+                "not an HTTP status",
+            ),
+            (
+                "short line",
+                line(&[])
+                    .split('\t')
+                    .take(19)
+                    .collect::<Vec<_>>()
+                    .join("\t"),
+                None,
+                "19 tab-separated fields where the #Fields header names 33",
+            ),
+        ];
+        for (name, l, field, reason) in cases {
+            let out = run(format!("{HEADER}{l}\n").as_bytes());
+            assert!(out.events.is_empty(), "{name}");
+            assert_eq!(out.rejects.len(), 1, "{name}");
+            let (n, f, r) = &out.rejects[0];
+            assert_eq!(*n, Some(3), "{name}");
+            assert_eq!(f.as_deref(), field, "{name}");
+            assert!(r.contains(reason), "{name}: {r}");
+        }
+    }
+
+    #[test]
+    fn the_fields_header_drives_the_columns() {
+        let input = "#Version: 1.0\r\n#Fields: c-ip date sc-status time\r\n192.0.2.1\t2024-05-14\t302\t10:00:00\r\n";
+        let out = run(input.as_bytes());
+        assert!(out.rejects.is_empty(), "{:?}", out.rejects);
+        assert_eq!(out.events[0]["http_response"]["code"], 302);
+        assert_eq!(out.events[0]["time"], 1715680800000i64);
+        // Without any #Fields line, CloudFront's documented order applies.
+        let out = run(format!("#\n{}\n", line(&[])).as_bytes());
+        assert_eq!(out.events.len(), 1, "{:?}", out.rejects);
+    }
+
+    #[test]
+    fn keys_and_content_name_the_source() {
+        for (key, want) in [
+            ("logs/www/E2EXAMPLE12345.2024-05-14-10.a1b2c3d4.gz", true),
+            (
+                "wafsa_E3HXCM7PFRG6HT.2023-04-24-21.d740d76bCloudFront.gz",
+                true,
+            ),
+            ("logs/index.2024-05-14.gz", false),
+        ] {
+            let got = crate::sources::detect_from_key(key).source == Some(SourceKind::CloudFront);
+            assert_eq!(got, want, "{key}");
+        }
+        assert_eq!(
+            crate::sources::sniff(HEADER.as_bytes()),
+            Some(SourceKind::CloudFront)
+        );
+    }
+
+    fn files_under(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = entry.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn run_file(path: &Path) -> Collect {
+        let bytes = std::fs::read(path).unwrap();
+        let mut text = Vec::new();
+        if bytes.starts_with(&[0x1f, 0x8b]) {
+            std::io::Read::read_to_end(
+                &mut flate2::read::MultiGzDecoder::new(&bytes[..]),
+                &mut text,
+            )
+            .unwrap();
+        } else {
+            text = bytes;
+        }
+        run(&text)
+    }
+
+    #[test]
+    fn our_samples_map_without_quarantine() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/cloudfront");
+        let logs: Vec<PathBuf> = files_under(&dir)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "gz"))
+            .collect();
+        assert!(!logs.is_empty());
+        for path in logs {
+            let out = run_file(&path);
+            assert!(
+                out.rejects.is_empty(),
+                "{}: {:?}",
+                path.display(),
+                out.rejects
+            );
+            assert_eq!(out.events.len(), 7, "{}", path.display());
+            let key = crate::sources::detect_from_key(&path.display().to_string());
+            assert_eq!(key.source, Some(SourceKind::CloudFront));
+        }
+    }
+
+    /// The third-party samples under $MUSTER_CORPUS/cloudfront: (file, events,
+    /// quarantined). The `wafsa_` file is not a standard log (a bare `#` header, 19
+    /// fields, `x.x.x.x` clients): every line of it is quarantined, with its reason.
+    #[test]
+    fn corpus_samples() {
+        let Some(corpus) = std::env::var_os("MUSTER_CORPUS") else {
+            eprintln!("MUSTER_CORPUS is not set: skipping the CloudFront corpus test");
+            return;
+        };
+        let known = [
+            ("clo_cloudfront.log", 2, 0),
+            ("clo_microbatch_cloudfront.log.gz", 2, 0),
+            (
+                "wafsa_E3HXCM7PFRG6HT.2023-04-24-21.d740d76bCloudFront.gz",
+                0,
+                152,
+            ),
+        ];
+        for path in files_under(&Path::new(&corpus).join("cloudfront")) {
+            let name = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
+            let out = run_file(&path);
+            match known.iter().find(|(k, _, _)| *k == name) {
+                Some((_, events, quarantined)) => {
+                    assert_eq!(
+                        out.events.len(),
+                        *events,
+                        "{name}: {:?}",
+                        out.rejects.first()
+                    );
+                    assert_eq!(out.rejects.len(), *quarantined, "{name}");
+                    assert!(out
+                        .rejects
+                        .iter()
+                        .all(|r| r.2.contains("19 tab-separated fields")));
+                }
+                None => assert!(out.rejects.is_empty(), "{name}: {:?}", out.rejects),
+            }
+        }
+    }
+}

@@ -153,7 +153,8 @@ pub fn sniff(head: &[u8]) -> Option<SourceKind> {
         }
         return None;
     }
-    if trimmed.starts_with("#Version: 1.0") && trimmed.contains("#Fields: date time x-edge-location")
+    if trimmed.starts_with("#Version: 1.0")
+        && trimmed.contains("#Fields: date time x-edge-location")
     {
         return Some(SourceKind::CloudFront);
     }

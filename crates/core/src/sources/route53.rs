@@ -265,7 +265,7 @@ fn map_record<'a>(
         }
         event.firewall_rule = Some(FirewallRule {
             uid: fw_group.clone(),
-            name: fw_group.is_none().then(|| Cow::Borrowed("DNS Firewall")),
+            name: fw_group.is_none().then_some(Cow::Borrowed("DNS Firewall")),
             type_: Some(Cow::Borrowed("DNS Firewall rule group")),
             condition: fw_list.clone(),
         });
