@@ -7,6 +7,7 @@
 
 use crate::ocsf::Event;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -135,18 +136,21 @@ pub const FIELDS: &[&str] = &[
 ];
 
 /// Reads a named field of an event as text, or `None` when the event lacks it.
-pub fn field(e: &Event<'_>, name: &str) -> Option<String> {
-    let s = |v: Option<&std::borrow::Cow<'_, str>>| v.map(|c| c.to_string());
+///
+/// Borrowed where the event holds text: this runs for every rule condition of every
+/// event, and allocating here was most of the cost of detection.
+pub fn field<'e>(e: &'e Event<'_>, name: &str) -> Option<Cow<'e, str>> {
+    let s = |v: Option<&'e Cow<'_, str>>| v.map(|c| Cow::Borrowed(c.as_ref()));
     let actor_user = e.actor.as_ref().and_then(|a| a.user.as_ref());
     match name {
-        "class_uid" => Some(e.class_uid.to_string()),
-        "activity_id" => Some(e.activity_id.to_string()),
-        "status_id" => e.status_id.map(|v| v.to_string()),
-        "severity_id" => Some(e.severity_id.to_string()),
+        "class_uid" => Some(number(e.class_uid)),
+        "activity_id" => Some(number(e.activity_id)),
+        "status_id" => e.status_id.map(number),
+        "severity_id" => Some(number(e.severity_id)),
         "is_mfa" => e
             .is_mfa
             .or_else(|| e.actor.as_ref()?.session.as_ref()?.is_mfa)
-            .map(|v| v.to_string()),
+            .map(|v| Cow::Borrowed(if v { "true" } else { "false" })),
         "api.operation" => s(e.api.as_ref().map(|a| &a.operation)),
         "api.service.name" => s(e
             .api
@@ -164,7 +168,7 @@ pub fn field(e: &Event<'_>, name: &str) -> Option<String> {
             .and_then(|a| a.response.as_ref())
             .and_then(|r| r.error_message.as_ref())),
         "actor.user.type" => s(actor_user.and_then(|u| u.type_.as_ref())),
-        "actor.user.type_id" => actor_user.and_then(|u| u.type_id).map(|v| v.to_string()),
+        "actor.user.type_id" => actor_user.and_then(|u| u.type_id).map(number),
         "actor.user.name" => s(actor_user.and_then(|u| u.name.as_ref())),
         "actor.user.uid" => s(actor_user.and_then(|u| u.uid.as_ref())),
         "actor.user.uid_alt" => s(actor_user.and_then(|u| u.uid_alt.as_ref())),
@@ -178,13 +182,23 @@ pub fn field(e: &Event<'_>, name: &str) -> Option<String> {
             .dst_endpoint
             .as_ref()
             .and_then(|p| p.port)
-            .map(|v| v.to_string()),
-        "cloud.account.uid" => e.account_uid().map(str::to_string),
-        "cloud.region" => e.region().map(str::to_string),
+            .map(|v| number(v.into())),
+        "cloud.account.uid" => e.account_uid().map(Cow::Borrowed),
+        "cloud.region" => e.region().map(Cow::Borrowed),
         "metadata.event_code" => s(e.metadata.event_code.as_ref()),
         "metadata.log_name" => s(e.metadata.log_name.as_ref()),
-        "disposition_id" => e.disposition_id.map(|v| v.to_string()),
+        "disposition_id" => e.disposition_id.map(number),
         _ => None,
+    }
+}
+
+/// Small ids as text without allocating: the common ones are static.
+fn number(v: u32) -> Cow<'static, str> {
+    const SMALL: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match v {
+        0..=9 => Cow::Borrowed(SMALL[v as usize]),
+        99 => Cow::Borrowed("99"),
+        _ => Cow::Owned(v.to_string()),
     }
 }
 
@@ -429,7 +443,7 @@ impl Detector {
                     }
                 }
                 Some(t) => {
-                    let Some(group) = field(e, &t.group_by) else {
+                    let Some(group) = field(e, &t.group_by).map(Cow::into_owned) else {
                         continue;
                     };
                     let window = self.windows.entry((i, group)).or_default();
@@ -500,7 +514,8 @@ fn detection(rule: &Rule, e: &Event<'_>, event_uids: Vec<String>, first_seen: i6
     let actor = field(e, "actor.user.uid_alt")
         .or_else(|| field(e, "user.uid_alt"))
         .or_else(|| field(e, "actor.user.name"))
-        .or_else(|| field(e, "user.name"));
+        .or_else(|| field(e, "user.name"))
+        .map(Cow::into_owned);
     let account = e.account_uid().unwrap_or("unknown").to_string();
     let region = e.region().unwrap_or("unknown").to_string();
     let resource = match rule.resource {
@@ -541,8 +556,8 @@ fn detection(rule: &Rule, e: &Event<'_>, event_uids: Vec<String>, first_seen: i6
         time: crate::time::format_rfc3339_ms(e.time),
         first_seen: crate::time::format_rfc3339_ms(first_seen),
         actor,
-        src_ip: field(e, "src_endpoint.ip"),
-        operation: field(e, "api.operation"),
+        src_ip: field(e, "src_endpoint.ip").map(Cow::into_owned),
+        operation: field(e, "api.operation").map(Cow::into_owned),
         resource,
         class_uid: e.class_uid,
     }
