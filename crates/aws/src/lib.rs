@@ -6,6 +6,7 @@
 //! never from inside an async task.
 
 pub mod config;
+pub mod env;
 pub mod error;
 pub mod eventbridge;
 pub mod retry;
@@ -13,6 +14,7 @@ pub mod s3;
 pub mod securityhub;
 
 pub use config::AwsConfig;
+pub use env::{ConfigError, Env};
 pub use error::{Error, Result};
 pub use eventbridge::EventBridgeBus;
 pub use s3::{S3LakeWriter, S3ObjectSource};

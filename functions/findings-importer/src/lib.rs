@@ -14,6 +14,7 @@
 //! Ids are deterministic, so the re-send updates findings rather than duplicating them.
 //! The handler is a plain async function over the ports: only `main.rs` knows Lambda.
 
+use muster_aws::Env;
 use muster_core::asff::import::{self, ItemResult, ItemStatus};
 use muster_core::asff::ImportTarget;
 use muster_core::detect::DETAIL_TYPE;
@@ -47,21 +48,7 @@ pub struct Config {
     pub max_object_bytes: u64,
 }
 
-/// A configuration variable that is missing or invalid: the function must not start.
-#[derive(thiserror::Error)]
-#[error("configuration: {variable}: {reason}")]
-pub struct ConfigError {
-    pub variable: &'static str,
-    pub reason: String,
-}
-
-/// `main` returns this error and the runtime prints it with `Debug`: make that the
-/// sentence a person needs.
-impl std::fmt::Debug for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self, f)
-    }
-}
+pub use muster_aws::ConfigError;
 
 fn partition_of(region: &str) -> &'static str {
     if region.starts_with("cn-") {
@@ -80,47 +67,24 @@ impl Config {
 
     /// As [`Config::from_env`], over any variable lookup (tests pass a map).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            var(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let account = get("AWS_ACCOUNT_ID").ok_or(ConfigError {
-            variable: "AWS_ACCOUNT_ID",
-            reason: "is required: the account whose Security Hub receives the findings".into(),
-        })?;
+        let env = Env::new(var);
+        let account = env.required(
+            "AWS_ACCOUNT_ID",
+            "the account whose Security Hub receives the findings",
+        )?;
         if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ConfigError {
                 variable: "AWS_ACCOUNT_ID",
                 reason: format!("{account:?} is not a 12-digit account id"),
             });
         }
-        let region = get("AWS_REGION").ok_or(ConfigError {
-            variable: "AWS_REGION",
-            reason: "is required: the region of the Security Hub that receives the findings".into(),
-        })?;
-        let mut findings_prefix = get("FINDINGS_PREFIX").unwrap_or_else(|| "findings/".into());
-        if findings_prefix.starts_with('/') {
-            return Err(ConfigError {
-                variable: "FINDINGS_PREFIX",
-                reason: format!("{findings_prefix:?} must not start with '/'"),
-            });
-        }
-        if !findings_prefix.ends_with('/') {
-            findings_prefix.push('/');
-        }
-        let max_object_bytes = match get("MAX_OBJECT_BYTES") {
-            None => DEFAULT_MAX_OBJECT_BYTES,
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    return Err(ConfigError {
-                        variable: "MAX_OBJECT_BYTES",
-                        reason: format!("{v:?} is not a positive byte count"),
-                    })
-                }
-            },
-        };
+        let region = env.required(
+            "AWS_REGION",
+            "the region of the Security Hub that receives the findings",
+        )?;
+        let findings_prefix = env.prefix("FINDINGS_PREFIX", "findings/")?;
+        let max_object_bytes =
+            env.number("MAX_OBJECT_BYTES", DEFAULT_MAX_OBJECT_BYTES, 1, u64::MAX)?;
         Ok(Config {
             partition: partition_of(&region).into(),
             account,

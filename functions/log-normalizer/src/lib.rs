@@ -7,6 +7,7 @@
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use futures::stream::{self, StreamExt};
+use muster_aws::Env;
 use muster_core::detect::RuleSet;
 use muster_core::metrics::all_metrics;
 use muster_core::normalize::{normalize_object_with, Settings, Summary};
@@ -43,21 +44,7 @@ pub struct Config {
     pub rules_file: Option<std::path::PathBuf>,
 }
 
-/// A configuration variable that is missing or invalid: the function must not start.
-#[derive(thiserror::Error)]
-#[error("configuration: {variable}: {reason}")]
-pub struct ConfigError {
-    pub variable: &'static str,
-    pub reason: String,
-}
-
-/// `main` returns this error, and the runtime prints it with `Debug`: make that the
-/// sentence a person needs, not a struct dump.
-impl std::fmt::Debug for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self, f)
-    }
-}
+pub use muster_aws::ConfigError;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -66,47 +53,18 @@ impl Config {
 
     /// As [`Config::from_env`], over any variable lookup (tests pass a map).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            var(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let output_bucket = get("OUTPUT_BUCKET").ok_or(ConfigError {
-            variable: "OUTPUT_BUCKET",
-            reason: "is required: the bucket the lake is written to".into(),
-        })?;
-        let prefix = |name: &'static str, default: &str| -> Result<String, ConfigError> {
-            let mut p = get(name).unwrap_or_else(|| default.to_owned());
-            if p.starts_with('/') {
-                return Err(ConfigError {
-                    variable: name,
-                    reason: format!("{p:?} must not start with '/'"),
-                });
-            }
-            if !p.ends_with('/') {
-                p.push('/');
-            }
-            Ok(p)
-        };
-        let number = |name: &'static str, default: u64, max: u64, min: u64| match get(name) {
-            None => Ok(default),
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) if (min..=max).contains(&n) => Ok(n),
-                _ => Err(ConfigError {
-                    variable: name,
-                    reason: format!("{v:?} is not an integer from {min} to {max}"),
-                }),
-            },
-        };
+        let env = Env::new(var);
         Ok(Config {
-            output_bucket,
-            ocsf_prefix: prefix("OCSF_PREFIX", "ocsf/")?,
-            quarantine_prefix: prefix("QUARANTINE_PREFIX", "quarantine/")?,
-            gzip_level: number("GZIP_LEVEL", 1, 9, 0)? as u32,
-            metrics_namespace: get("METRICS_NAMESPACE").unwrap_or_else(|| "Muster".into()),
-            concurrency: number("OBJECT_CONCURRENCY", 2, 64, 1)? as usize,
-            detection_bus: get("DETECTION_BUS"),
-            rules_file: get("RULES_FILE").map(Into::into),
+            output_bucket: env.required("OUTPUT_BUCKET", "the bucket the lake is written to")?,
+            ocsf_prefix: env.prefix("OCSF_PREFIX", "ocsf/")?,
+            quarantine_prefix: env.prefix("QUARANTINE_PREFIX", "quarantine/")?,
+            gzip_level: env.number("GZIP_LEVEL", 1, 0, 9)? as u32,
+            metrics_namespace: env
+                .get("METRICS_NAMESPACE")
+                .unwrap_or_else(|| "Muster".into()),
+            concurrency: env.number("OBJECT_CONCURRENCY", 2, 1, 64)? as usize,
+            detection_bus: env.get("DETECTION_BUS"),
+            rules_file: env.get("RULES_FILE").map(Into::into),
         })
     }
 
