@@ -65,6 +65,9 @@ impl ObjectSource for S3ObjectSource {
             size: out.content_length().and_then(|n| u64::try_from(n).ok()),
             content_encoding: out.content_encoding().map(str::to_owned),
             content_type: out.content_type().map(str::to_owned),
+            // User metadata, where CloudTrail keeps a digest's signature.
+            signature: user_metadata(&out, "signature"),
+            signature_algorithm: user_metadata(&out, "signature-algorithm"),
         };
         // The body streams: the normaliser pulls bytes as it inflates and parses, so
         // a 5 GB object never sits in memory.
@@ -74,6 +77,16 @@ impl ObjectSource for S3ObjectSource {
             body: Box::new(body),
         }))
     }
+}
+
+/// One `x-amz-meta-<name>` value; the SDK hands them over without the prefix.
+fn user_metadata(
+    out: &aws_sdk_s3::operation::get_object::GetObjectOutput,
+    name: &str,
+) -> Option<String> {
+    out.metadata()
+        .and_then(|m| m.get(name))
+        .map(|v| v.trim().to_owned())
 }
 
 /// An object deleted (or a version removed) between the notification and the read.

@@ -1,9 +1,11 @@
 //! `muster`: the normaliser (and later the importer and forwarder) on local files,
 //! writing the same lake layout as the Lambda functions write to S3.
 
+mod forward;
 mod import;
 mod local;
 mod normalize;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -25,6 +27,10 @@ enum Command {
     Normalize(normalize::Args),
     /// Turn detections and custom findings into ASFF findings (Security Hub's stand-in on disk).
     Import(import::Args),
+    /// Replay Security Hub finding events through the ticket forwarder (routes file, local ledger).
+    Forward(forward::Args),
+    /// Verify CloudTrail log file integrity: digest signatures and chain, and each log file's SHA-256.
+    VerifyDigests(verify::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +38,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Normalize(args) => normalize::run(args),
         Command::Import(args) => import::run(args),
+        Command::VerifyDigests(args) => verify::run(args),
+        Command::Forward(args) => forward::run(args),
     }
 }

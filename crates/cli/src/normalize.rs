@@ -61,8 +61,11 @@ fn parse_source(s: &str) -> Result<SourceChoice, String> {
         "waf" => Ok(SourceChoice(Some(SourceKind::Waf))),
         "route53" => Ok(SourceChoice(Some(SourceKind::Route53Resolver))),
         "cloudfront" => Ok(SourceChoice(Some(SourceKind::CloudFront))),
+        "cwlogs" => Ok(SourceChoice(Some(SourceKind::CloudWatchLogs))),
+        "guardduty" => Ok(SourceChoice(Some(SourceKind::GuardDuty))),
+        "securityhub" => Ok(SourceChoice(Some(SourceKind::SecurityHub))),
         other => Err(format!(
-            "unknown source '{other}': expected auto, cloudtrail, vpcflow, elb, s3access, waf, route53 or cloudfront"
+            "unknown source '{other}': expected auto, cloudtrail, vpcflow, elb, s3access, waf, route53, cloudfront, cwlogs, guardduty or securityhub"
         )),
     }
 }

@@ -1049,54 +1049,66 @@ impl<R: BufRead> JsonArraySplitter<R> {
     /// Consumes one value starting with `first` (not yet consumed), copying it into
     /// `buf` up to `max_bytes` when `keep`.
     fn scan_value(&mut self, first: u8, keep: bool) -> Result<ElementEnd, SplitError> {
-        let mut scan = ValueScan::start(first);
-        let mut len: u64 = 1;
-        let mut over = false;
-        if keep {
-            if self.max_bytes == 0 {
-                over = true;
-            } else {
-                self.buf.push(first);
-            }
+        let buf = keep.then_some(&mut self.buf);
+        scan_value(&mut self.input, buf, self.max_bytes, first)
+    }
+}
+
+/// Consumes one value starting with `first` (not yet consumed), copying it into
+/// `buf` (when given) up to `max_bytes`.
+fn scan_value<R: BufRead>(
+    input: &mut SplitInput<R>,
+    mut buf: Option<&mut Vec<u8>>,
+    max_bytes: usize,
+    first: u8,
+) -> Result<ElementEnd, SplitError> {
+    let mut scan = ValueScan::start(first);
+    let mut len: u64 = 1;
+    let mut over = false;
+    if let Some(buf) = buf.as_deref_mut() {
+        if max_bytes == 0 {
+            over = true;
+        } else {
+            buf.push(first);
         }
-        self.input.consume(1, 0);
-        loop {
-            let data = self.input.fill().map_err(SplitError::Io)?;
-            if data.is_empty() {
-                // A literal ends where the input does; anything else is cut short.
-                return Ok(if scan.kind == ValueKind::Bare {
-                    if over {
-                        ElementEnd::Oversized { len }
-                    } else {
-                        ElementEnd::Complete
-                    }
-                } else {
-                    ElementEnd::Truncated
-                });
-            }
-            let (n, done) = match scan.scan(data) {
-                Some(n) => (n, true),
-                None => (data.len(), false),
-            };
-            if keep && !over {
-                if self.buf.len() + n <= self.max_bytes {
-                    self.buf.extend_from_slice(&data[..n]);
-                } else {
-                    over = true;
-                    let room = self.max_bytes - self.buf.len();
-                    self.buf.extend_from_slice(&data[..room]);
-                }
-            }
-            len += n as u64;
-            let nl = count_newlines(&data[..n]);
-            self.input.consume(n, nl);
-            if done {
-                return Ok(if over {
+    }
+    input.consume(1, 0);
+    loop {
+        let data = input.fill().map_err(SplitError::Io)?;
+        if data.is_empty() {
+            // A literal ends where the input does; anything else is cut short.
+            return Ok(if scan.kind == ValueKind::Bare {
+                if over {
                     ElementEnd::Oversized { len }
                 } else {
                     ElementEnd::Complete
-                });
+                }
+            } else {
+                ElementEnd::Truncated
+            });
+        }
+        let (n, done) = match scan.scan(data) {
+            Some(n) => (n, true),
+            None => (data.len(), false),
+        };
+        if let Some(buf) = buf.as_deref_mut().filter(|_| !over) {
+            if buf.len() + n <= max_bytes {
+                buf.extend_from_slice(&data[..n]);
+            } else {
+                over = true;
+                let room = max_bytes - buf.len();
+                buf.extend_from_slice(&data[..room]);
             }
+        }
+        len += n as u64;
+        let nl = count_newlines(&data[..n]);
+        input.consume(n, nl);
+        if done {
+            return Ok(if over {
+                ElementEnd::Oversized { len }
+            } else {
+                ElementEnd::Complete
+            });
         }
     }
 }
@@ -1395,5 +1407,270 @@ mod json_array_tests {
             matches!(err, SplitError::Io(ref e) if e.kind() == io::ErrorKind::ConnectionReset),
             "{err}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Streaming splitter of concatenated JSON values
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamPhase {
+    /// Before the first value, or after a top-level array.
+    Start,
+    /// Between top-level values.
+    Values,
+    /// Between the elements of a top-level array.
+    Array,
+    Done,
+}
+
+/// Reads a stream of JSON values one at a time, with memory bounded by
+/// `max_bytes` whatever the stream's size. It takes every way writers put
+/// several objects in one file: concatenated with nothing between them (`}{`,
+/// as Firehose delivers records), one a line (JSON lines), pretty-printed one
+/// after another, or as the elements of a top-level array. Values come back as
+/// [`ArrayElement`]s (raw bytes, 0-based index, starting line); as with
+/// [`JsonArraySplitter`], boundaries come from strings and bracket depth only,
+/// and checking the JSON inside a value is the parser's job.
+pub struct JsonObjects<R> {
+    input: SplitInput<R>,
+    max_bytes: usize,
+    phase: StreamPhase,
+    buf: Vec<u8>,
+    next_index: u64,
+}
+
+/// A [`JsonObjects`] splitter over `inner`, keeping values up to `max_bytes`.
+pub fn json_objects<R: BufRead>(inner: R, max_bytes: usize) -> JsonObjects<R> {
+    JsonObjects {
+        input: SplitInput {
+            inner,
+            replay: Vec::new(),
+            replay_pos: 0,
+            line: 1,
+        },
+        max_bytes,
+        phase: StreamPhase::Start,
+        buf: Vec::with_capacity(16 * 1024),
+        next_index: 0,
+    }
+}
+
+impl<R: BufRead> JsonObjects<R> {
+    /// Values started so far (the next value's index).
+    pub fn values(&self) -> u64 {
+        self.next_index
+    }
+
+    /// The current 1-based line of the decoded stream.
+    pub fn line(&self) -> u64 {
+        self.input.line
+    }
+
+    /// The next value, `Ok(None)` at the end of the stream. A value cut short by
+    /// the end of the input comes back as [`ElementEnd::Truncated`] and is the
+    /// last; one over `max_bytes` as [`ElementEnd::Oversized`], and reading goes
+    /// on after it. `Err` only when the reader fails, or a top-level array is
+    /// cut short between elements.
+    pub fn next_value(&mut self) -> Result<Option<ArrayElement<'_>>, SplitError> {
+        let first = loop {
+            match self.phase {
+                StreamPhase::Done => return Ok(None),
+                StreamPhase::Start => {
+                    self.skip_bom()?;
+                    match self.peek_non_ws()? {
+                        None => {
+                            self.phase = StreamPhase::Done;
+                            return Ok(None);
+                        }
+                        Some(b'[') => {
+                            self.input.consume(1, 0);
+                            self.phase = StreamPhase::Array;
+                        }
+                        Some(_) => self.phase = StreamPhase::Values,
+                    }
+                }
+                StreamPhase::Values => match self.peek_non_ws()? {
+                    None => {
+                        self.phase = StreamPhase::Done;
+                        return Ok(None);
+                    }
+                    // Not JSON between values, but some writers join records with
+                    // commas; a comma separates nothing that would be lost.
+                    Some(b',') => self.input.consume(1, 0),
+                    Some(b) => break b,
+                },
+                StreamPhase::Array => match self.peek_non_ws()? {
+                    None => {
+                        self.phase = StreamPhase::Done;
+                        return Err(SplitError::Format {
+                            line: self.input.line,
+                            record: None,
+                            reason: format!(
+                                "the document ends inside its top-level array after {} value(s) (truncated file?)",
+                                self.next_index
+                            ),
+                        });
+                    }
+                    Some(b',') => self.input.consume(1, 0),
+                    Some(b']') => {
+                        self.input.consume(1, 0);
+                        self.phase = StreamPhase::Start;
+                    }
+                    Some(b) => break b,
+                },
+            }
+        };
+        let index = self.next_index;
+        self.next_index += 1;
+        let line = self.input.line;
+        self.buf.clear();
+        let end = scan_value(&mut self.input, Some(&mut self.buf), self.max_bytes, first)?;
+        if end == ElementEnd::Truncated {
+            self.phase = StreamPhase::Done;
+        }
+        Ok(Some(ArrayElement {
+            index,
+            line,
+            bytes: &self.buf,
+            end,
+        }))
+    }
+
+    fn skip_bom(&mut self) -> Result<(), SplitError> {
+        for &bom in BOM {
+            let data = self.input.fill().map_err(SplitError::Io)?;
+            if data.first() != Some(&bom) {
+                break;
+            }
+            self.input.consume(1, 0);
+        }
+        Ok(())
+    }
+
+    /// Skips whitespace and returns the next byte without consuming it.
+    fn peek_non_ws(&mut self) -> Result<Option<u8>, SplitError> {
+        loop {
+            let data = self.input.fill().map_err(SplitError::Io)?;
+            if data.is_empty() {
+                return Ok(None);
+            }
+            match data.iter().position(|b| !b.is_ascii_whitespace()) {
+                Some(p) => {
+                    let b = data[p];
+                    let nl = count_newlines(&data[..p]);
+                    self.input.consume(p, nl);
+                    return Ok(Some(b));
+                }
+                None => {
+                    let (n, nl) = (data.len(), count_newlines(data));
+                    self.input.consume(n, nl);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod json_objects_tests {
+    use super::*;
+
+    /// (index, line, text, end) of one value.
+    type Value = (u64, u64, String, String);
+
+    /// Each value, and the final error.
+    fn split(input: &[u8], capacity: usize, max: usize) -> (Vec<Value>, Option<String>) {
+        let mut s = json_objects(BufReader::with_capacity(capacity, input), max);
+        let mut got = Vec::new();
+        loop {
+            match s.next_value() {
+                Ok(Some(v)) => got.push((
+                    v.index,
+                    v.line,
+                    String::from_utf8_lossy(v.bytes).into_owned(),
+                    format!("{:?}", v.end),
+                )),
+                Ok(None) => return (got, None),
+                Err(e) => return (got, Some(e.to_string())),
+            }
+        }
+    }
+
+    #[test]
+    fn values_are_split_the_same_whatever_the_chunk_size() {
+        type Case = (
+            &'static str,
+            &'static str,
+            &'static [(u64, u64, &'static str, &'static str)],
+            Option<&'static str>,
+        );
+        let cases: &[Case] = &[
+            (
+                "concatenated with no separator (Firehose)",
+                r#"{"a":"}{"}{"b":[1,{"c":"\"}"}]}{}"#,
+                &[(0, 1, r#"{"a":"}{"}"#, "Complete"), (1, 1, r#"{"b":[1,{"c":"\"}"}]}"#, "Complete"), (2, 1, "{}", "Complete")],
+                None,
+            ),
+            (
+                "JSON lines with a blank line and CRLF",
+                "{\"a\":1}\r\n\r\n{\"b\":2}\n",
+                &[(0, 1, r#"{"a":1}"#, "Complete"), (1, 3, r#"{"b":2}"#, "Complete")],
+                None,
+            ),
+            (
+                "pretty-printed documents one after another, with a BOM",
+                "\u{feff}{\n  \"a\": 1\n}\n{\n  \"b\": {\n    \"c\": 2\n  }\n}",
+                &[(0, 1, "{\n  \"a\": 1\n}", "Complete"), (1, 4, "{\n  \"b\": {\n    \"c\": 2\n  }\n}", "Complete")],
+                None,
+            ),
+            (
+                "a top-level array",
+                "[\n {\"a\":1},\n {\"b\":\"]\"}\n]\n",
+                &[(0, 2, r#"{"a":1}"#, "Complete"), (1, 3, r#"{"b":"]"}"#, "Complete")],
+                None,
+            ),
+            (
+                "an empty array and an empty stream",
+                " [ ] \n",
+                &[],
+                None,
+            ),
+            (
+                "a line of junk between objects is one value of its own",
+                "{\"a\":1}\nnot json\n{\"b\":2}",
+                &[(0, 1, r#"{"a":1}"#, "Complete"), (1, 2, "not json", "Complete"), (2, 3, r#"{"b":2}"#, "Complete")],
+                None,
+            ),
+            (
+                "the last object cut short",
+                "{\"a\":1}{\"b\":{\"c\"",
+                &[(0, 1, r#"{"a":1}"#, "Complete"), (1, 1, r#"{"b":{"c""#, "Truncated")],
+                None,
+            ),
+            (
+                "an array cut short between elements",
+                "[{\"a\":1},",
+                &[(0, 1, r#"{"a":1}"#, "Complete")],
+                Some("line 1: the document ends inside its top-level array after 1 value(s) (truncated file?)"),
+            ),
+            (
+                "an oversized object is cut and skipped, not buffered",
+                r#"{"a":1}{"b":"0123456789012345678901234567890123456789"}{"c":3}"#,
+                &[(0, 1, r#"{"a":1}"#, "Complete"), (1, 1, r#"{"b":"01234567890123456789012345"#, "Oversized { len: 48 }"), (2, 1, r#"{"c":3}"#, "Complete")],
+                None,
+            ),
+        ];
+        for (name, input, want, want_err) in cases {
+            for capacity in [1, 2, 3, 7, 4096] {
+                let (got, err) = split(input.as_bytes(), capacity, 32);
+                let got: Vec<_> = got
+                    .iter()
+                    .map(|(i, l, t, e)| (*i, *l, t.as_str(), e.as_str()))
+                    .collect();
+                assert_eq!(&got, want, "{name} (capacity {capacity})");
+                assert_eq!(err.as_deref(), *want_err, "{name} (capacity {capacity})");
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod asff;
 pub mod detect;
+pub mod digest;
 pub mod error;
 pub mod framing;
 pub mod metrics;
@@ -14,6 +15,7 @@ pub mod ocsf;
 pub mod ports;
 pub mod s3event;
 pub mod sources;
+pub mod tickets;
 pub mod time;
 
 pub use error::{Error, Result};

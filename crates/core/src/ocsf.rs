@@ -149,6 +149,15 @@ pub struct Event<'a> {
     pub disposition: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<Str<'a>>,
+    /// An analyst's note on a finding (finding classes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<Str<'a>>,
+    /// How many times a finding's activity was seen (finding classes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// 0-100, finding classes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence_score: Option<u32>,
     /// Epoch milliseconds, UTC.
     pub time: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -207,6 +216,17 @@ pub struct Event<'a> {
     pub rcode_id: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rcode: Option<Str<'a>>,
+    /// What a finding (2003/2004) is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finding_info: Option<FindingInfo<'a>>,
+    /// The control check of a Compliance Finding (2003).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compliance: Option<Compliance<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<Remediation<'a>>,
+    /// Compliance Finding (2003) names one `resource`; the other classes a list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<Resource<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<Vec<Resource<'a>>>,
     /// The policy attached or detached in an Account Change event.
@@ -254,6 +274,9 @@ impl<'a> Event<'a> {
             disposition_id: None,
             disposition: None,
             message: None,
+            comment: None,
+            count: None,
+            confidence_score: None,
             time,
             start_time: None,
             end_time: None,
@@ -282,6 +305,10 @@ impl<'a> Event<'a> {
             answers: None,
             rcode_id: None,
             rcode: None,
+            finding_info: None,
+            compliance: None,
+            remediation: None,
+            resource: None,
             resources: None,
             policy: None,
             raw_data: None,
@@ -370,7 +397,10 @@ impl<'a> Metadata<'a> {
 #[derive(Debug, Clone, Serialize)]
 pub struct Product<'a> {
     pub name: Str<'a>,
-    pub vendor_name: &'static str,
+    /// "AWS" but for findings that Security Hub took from other companies' products.
+    pub vendor_name: Str<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<Str<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<Str<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -381,7 +411,8 @@ impl<'a> Product<'a> {
     pub fn aws(name: impl Into<Str<'a>>) -> Self {
         Product {
             name: name.into(),
-            vendor_name: "AWS",
+            vendor_name: Cow::Borrowed("AWS"),
+            uid: None,
             version: None,
             feature: None,
         }
@@ -714,6 +745,75 @@ pub struct Resource<'a> {
     pub owner: Option<ResourceOwner<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<Str<'a>>,
+    /// `aws`, `aws-cn`, `aws-us-gov` (`cloud` profile, like `region`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_partition: Option<Str<'a>>,
+    /// The source's own description of the resource, verbatim.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value<'a>>,
+}
+
+/// OCSF `finding_info` (`uid` and `title` are required).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FindingInfo<'a> {
+    pub uid: Str<'a>,
+    pub title: Str<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desc: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub types: Option<Vec<Str<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modified_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_seen_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_uid: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analytic: Option<Analytic<'a>>,
+}
+
+/// OCSF `analytic`: what produced a finding (at least one of `name`, `uid`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Analytic<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Str<'a>>,
+    /// 0 Unknown, 1 Rule, 2 Behavioral, 3 Statistical, 4 Learning (ML/DL), 99 Other.
+    pub type_id: u32,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<&'static str>,
+}
+
+/// OCSF `compliance` (`standards` is required).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Compliance<'a> {
+    pub standards: Vec<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requirements: Option<Vec<Str<'a>>>,
+    /// 0 Unknown, 1 Pass, 2 Warning, 3 Fail, 99 Other.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<Str<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_detail: Option<Str<'a>>,
+}
+
+/// OCSF `remediation` (`desc` is required).
+#[derive(Debug, Clone, Serialize)]
+pub struct Remediation<'a> {
+    pub desc: Str<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub references: Option<Vec<Str<'a>>>,
 }
 
 /// An IAM policy (OCSF `policy`: at least one of `name`, `uid`).
@@ -833,6 +933,29 @@ impl Serialize for Unmapped<'_> {
         }
         map.end()
     }
+}
+
+/// OCSF HTTP Activity (4002) activity for a request method: (activity_id, caption).
+/// `None` (no request line) is 0 Unknown; a method OCSF does not list is 99 Other,
+/// and callers may name the activity after the method itself.
+pub fn http_activity(method: Option<&str>) -> (u32, &'static str) {
+    let Some(method) = method else {
+        return (0, "Unknown");
+    };
+    const METHODS: [(&str, u32, &str); 8] = [
+        ("CONNECT", 1, "Connect"),
+        ("DELETE", 2, "Delete"),
+        ("GET", 3, "Get"),
+        ("HEAD", 4, "Head"),
+        ("OPTIONS", 5, "Options"),
+        ("POST", 6, "Post"),
+        ("PUT", 7, "Put"),
+        ("TRACE", 8, "Trace"),
+    ];
+    METHODS
+        .iter()
+        .find(|(m, _, _)| m.eq_ignore_ascii_case(method))
+        .map_or((99, "Other"), |&(_, id, name)| (id, name))
 }
 
 #[cfg(test)]

@@ -18,6 +18,11 @@ pub struct ObjectMeta {
     pub size: Option<u64>,
     pub content_encoding: Option<String>,
     pub content_type: Option<String>,
+    /// S3 user metadata `x-amz-meta-signature`: CloudTrail puts a digest file's hex
+    /// signature there. `None` for other objects and for local files.
+    pub signature: Option<String>,
+    /// S3 user metadata `x-amz-meta-signature-algorithm` (`SHA256withRSA` on digests).
+    pub signature_algorithm: Option<String>,
 }
 
 impl ObjectMeta {
@@ -89,6 +94,86 @@ pub trait FindingsSink {
 /// Publishes CloudWatch embedded-metric-format documents (stdout in Lambda, files locally).
 pub trait MetricsSink {
     fn publish(&self, emf_document: &str) -> Result<()>;
+}
+
+/// The time budget of one call to a remote system: a backend retries (429 Retry-After,
+/// 5xx, timeouts) only while the deadline allows, then reports a retryable error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Budget {
+    pub deadline: Option<std::time::Instant>,
+}
+
+/// Creates and keeps in sync tickets in one or more ticket/chat systems; which one is
+/// `target.backend`. Errors are `Error::Sink` with `retryable` set as the backend's
+/// answer warrants (401/404/400 permanent; 429/5xx/timeouts retryable).
+pub trait TicketSink: Send + Sync {
+    fn create(
+        &self,
+        target: &crate::tickets::Target,
+        content: &crate::tickets::TicketContent,
+        budget: Budget,
+    ) -> Result<crate::tickets::TicketRef>;
+    /// Adds a comment (a thread reply in Slack; a no-op where the backend has no comments,
+    /// e.g. PagerDuty, which the backend documents).
+    fn comment(
+        &self,
+        target: &crate::tickets::Target,
+        ticket: &crate::tickets::TicketRef,
+        change: &crate::tickets::TicketChange,
+        budget: Budget,
+    ) -> Result<()>;
+    fn close(
+        &self,
+        target: &crate::tickets::Target,
+        ticket: &crate::tickets::TicketRef,
+        change: &crate::tickets::TicketChange,
+        budget: Budget,
+    ) -> Result<()>;
+    fn reopen(
+        &self,
+        target: &crate::tickets::Target,
+        ticket: &crate::tickets::TicketRef,
+        change: &crate::tickets::TicketChange,
+        budget: Budget,
+    ) -> Result<()>;
+}
+
+/// finding Id -> ticket state, with conditional writes (DynamoDB in Lambda, a file in the CLI).
+pub trait Ledger: Send + Sync {
+    fn get(&self, finding_id: &str) -> Result<Option<crate::tickets::LedgerEntry>>;
+    /// Writes `entry` only if no item exists for its finding Id (`entry.version` is 1).
+    /// `Ok(false)`: someone else holds it; read it again.
+    fn put_new(&self, entry: &crate::tickets::LedgerEntry) -> Result<bool>;
+    /// Writes `entry` (whose `version` is `expected_version + 1`) only if the stored
+    /// item still has `expected_version`. `Ok(false)`: lost the race.
+    fn replace(&self, entry: &crate::tickets::LedgerEntry, expected_version: u64) -> Result<bool>;
+}
+
+/// BatchUpdateFindings in AWS. Returns the findings it could not update.
+pub trait FindingsWriteBack: Send + Sync {
+    fn write_back(&self, updates: &[crate::tickets::WriteBack]) -> Result<Vec<FailedFinding>>;
+}
+
+/// One of CloudTrail's public keys for digest signatures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    /// What a digest's `digestPublicKeyFingerprint` names it by.
+    pub fingerprint: String,
+    /// DER PKCS#1 RSAPublicKey.
+    pub der: Vec<u8>,
+}
+
+/// CloudTrail's public keys of one region (ListPublicKeys in Lambda): the keys in use at
+/// some time in `range` (epoch ms, inclusive), or the current key when `range` is `None`.
+/// Errors say whether a retry can help (throttling) or not (AccessDenied).
+pub trait PublicKeySource {
+    fn public_keys(&self, region: &str, range: Option<(i64, i64)>) -> Result<Vec<PublicKey>>;
+}
+
+/// Backend credentials by name (Secrets Manager in Lambda, env or a file in the CLI).
+/// Implementations cache, and never log the value.
+pub trait Secrets: Send + Sync {
+    fn get(&self, name: &str) -> Result<String>;
 }
 
 /// In-memory implementations of the output ports: for handler tests, and for

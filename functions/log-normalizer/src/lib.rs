@@ -9,6 +9,7 @@ use aws_lambda_events::event::sqs::SqsBatchResponse;
 use futures::stream::{self, StreamExt};
 use muster_aws::Env;
 use muster_core::detect::RuleSet;
+use muster_core::digest::{ChainStatus, NoPublicKeys, SignatureStatus, SignatureVerifier};
 use muster_core::metrics::all_metrics;
 use muster_core::normalize::{normalize_object_with, Settings, Summary};
 use muster_core::ports::{DetectionBus, LakeWriter, MetricsSink, ObjectSource, Quarantine};
@@ -42,6 +43,11 @@ pub struct Config {
     /// A rules file merged over the built-in rules (`RULES_FILE`): a rule with a
     /// built-in id replaces it, others are added. Read by [`Config::rules`].
     pub rules_file: Option<std::path::PathBuf>,
+    /// Check the signature of each CloudTrail digest that arrives against CloudTrail's
+    /// public keys (`DIGEST_SIGNATURES`, default true; needs `cloudtrail:ListPublicKeys`).
+    /// Off, or when the keys cannot be fetched, signatures are reported as not checked;
+    /// log file hashes and the digest chain are checked either way.
+    pub digest_signatures: bool,
 }
 
 pub use muster_aws::ConfigError;
@@ -65,6 +71,7 @@ impl Config {
             concurrency: env.number("OBJECT_CONCURRENCY", 2, 1, 64)? as usize,
             detection_bus: env.get("DETECTION_BUS"),
             rules_file: env.get("RULES_FILE").map(Into::into),
+            digest_signatures: env.flag("DIGEST_SIGNATURES", true)?,
         })
     }
 
@@ -166,10 +173,30 @@ pub struct ObjectReport {
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<Summary>,
+    /// For a CloudTrail digest: what checking it found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<Integrity>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub retryable: bool,
+}
+
+/// The integrity check of one CloudTrail digest as it arrived.
+#[derive(Debug, Clone, Serialize)]
+pub struct Integrity {
+    /// Absent when the digest could not be parsed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignatureStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainStatus>,
+    pub log_files: u64,
+    pub verified: u64,
+    pub missing: u64,
+    pub modified: u64,
+    pub unreadable: u64,
+    /// Detections published for it.
+    pub detections: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -272,17 +299,53 @@ pub struct Handler {
     settings: Arc<Settings>,
     ports: Ports,
     detections: Option<Arc<dyn DetectionBus + Send + Sync>>,
+    /// Checks digest signatures; kept for the process's life, so its key cache is too.
+    signatures: Arc<dyn SignatureVerifier + Send + Sync>,
 }
+
+type Verifier = dyn SignatureVerifier + Send + Sync;
 
 impl Handler {
     pub fn new(config: Config, ports: Ports) -> Self {
         let settings = Arc::new(config.settings());
+        let why = if config.digest_signatures {
+            "no source of CloudTrail public keys is configured"
+        } else {
+            "DIGEST_SIGNATURES is off"
+        };
         Handler {
             config,
             settings,
             ports,
             detections: None,
+            signatures: Arc::new(NoPublicKeys(why.into())),
         }
+    }
+
+    /// Checks the signatures of arriving CloudTrail digests with the public keys from
+    /// `keys` (cached for the handler's life), unless `DIGEST_SIGNATURES` is off.
+    pub fn with_public_keys(
+        mut self,
+        keys: Arc<dyn muster_core::ports::PublicKeySource + Send + Sync>,
+    ) -> Self {
+        if self.config.digest_signatures {
+            self.signatures = Arc::new(muster_aws::DigestSignatures::new(keys));
+        }
+        self
+    }
+
+    /// [`Handler::with_public_keys`] over CloudTrail's ListPublicKeys; `handle` is the
+    /// runtime the SDK runs on (the checks block on it from the normaliser's threads).
+    pub fn with_cloudtrail_keys(
+        self,
+        sdk: &aws_config::SdkConfig,
+        handle: &tokio::runtime::Handle,
+    ) -> Self {
+        let client = muster_aws::cloudtrail::client(sdk, None);
+        self.with_public_keys(Arc::new(muster_aws::CloudTrailPublicKeys::new(
+            client,
+            handle.clone(),
+        )))
     }
 
     /// Evaluates `rules` over every object's events and publishes the hits to `bus`.
@@ -386,13 +449,20 @@ impl Handler {
         let ports = self.ports.clone();
         let settings = self.settings.clone();
         let bus = self.detections.clone();
+        let signatures = self.signatures.clone();
         let blocking_span = span.clone();
         let work = tokio::task::spawn_blocking(move || {
-            blocking_span.in_scope(|| normalize_one(&ports, &settings, bus.as_deref(), &object))
+            blocking_span.in_scope(|| {
+                normalize_one(&ports, &settings, bus.as_deref(), &*signatures, &object)
+            })
         });
         let report = async {
+            let mut integrity = None;
             let (status, summary, error, retryable) = match work.await {
-                Ok(Normalized::Done(summary)) => (Status::Done, Some(summary), None, false),
+                Ok(Normalized::Done(summary, checked)) => {
+                    integrity = checked;
+                    (Status::Done, Some(summary), None, false)
+                }
                 Ok(Normalized::Missing) => (Status::Missing, None, None, false),
                 Ok(Normalized::Failed {
                     summary,
@@ -413,6 +483,7 @@ impl Handler {
                 object: name.clone(),
                 status,
                 summary,
+                integrity,
                 error,
                 retryable,
             }
@@ -482,7 +553,7 @@ impl Handler {
 }
 
 enum Normalized {
-    Done(Summary),
+    Done(Summary, Option<Integrity>),
     Missing,
     Failed {
         summary: Option<Summary>,
@@ -496,6 +567,7 @@ fn normalize_one(
     ports: &Ports,
     settings: &Settings,
     bus: Option<&(dyn DetectionBus + Send + Sync)>,
+    signatures: &Verifier,
     object: &ObjectRef,
 ) -> Normalized {
     let mut opened =
@@ -532,14 +604,85 @@ fn normalize_one(
         ports.quarantine.as_ref(),
         bus.map(|b| b as &dyn DetectionBus),
     );
+    let mut integrity = None;
+    if outcome.error.is_none() && outcome.summary.digest {
+        if let Some(bus) = bus {
+            match check_digest(ports, bus, signatures, object) {
+                Ok(checked) => integrity = Some(checked),
+                Err(e) => {
+                    return Normalized::Failed {
+                        summary: Some(outcome.summary),
+                        retryable: e.is_retryable(),
+                        error: e.to_string(),
+                    }
+                }
+            }
+        }
+    }
     match outcome.error {
-        None => Normalized::Done(outcome.summary),
+        None => Normalized::Done(outcome.summary, integrity),
         Some(e) => Normalized::Failed {
             summary: Some(outcome.summary),
             retryable: e.is_retryable(),
             error: e.to_string(),
         },
     }
+}
+
+/// A CloudTrail digest just arrived: its signature is checked, its listed log files are
+/// hashed from the bucket and its link to the previous digest checked; an invalid
+/// signature, a missing or modified log file, or a broken chain, is published as a
+/// detection. A signature that could not be checked (keys unavailable) is reported as
+/// such and is not a detection: a failed ListPublicKeys is no evidence of tampering.
+fn check_digest(
+    ports: &Ports,
+    bus: &(dyn DetectionBus + Send + Sync),
+    signatures: &Verifier,
+    object: &ObjectRef,
+) -> muster_core::Result<Integrity> {
+    let report = muster_core::digest::verify_delivered_signed(
+        ports.source.as_ref(),
+        &object.bucket,
+        &object.key,
+        signatures,
+    )?;
+    let t = &report.totals;
+    let digest = report.digests.first();
+    let (signature, signature_reason) = match digest.map(|d| &d.signature) {
+        Some(SignatureStatus::Valid) => ("valid", ""),
+        Some(SignatureStatus::Invalid(why)) => ("invalid", why.as_str()),
+        Some(SignatureStatus::NotChecked(why)) => ("not checked", why.as_str()),
+        None => ("none", ""),
+    };
+    info!(
+        signature,
+        signature_reason,
+        log_files = t.log_files,
+        verified = t.verified,
+        missing = t.missing,
+        modified = t.modified,
+        unreadable = t.unreadable,
+        chain_gaps = t.chain_gaps,
+        digests_invalid = t.digests_invalid,
+        "digest integrity checked"
+    );
+    for i in &report.invalid_digests {
+        warn!(reason = %i.reason, "digest could not be parsed: its log files are not checked");
+    }
+    let detections = muster_core::digest::integrity_detections(&report);
+    if !detections.is_empty() {
+        bus.publish(&detections)?;
+    }
+    Ok(Integrity {
+        signature: digest.map(|d| d.signature.clone()),
+        chain: digest.map(|d| d.chain.clone()),
+        log_files: t.log_files,
+        verified: t.verified,
+        missing: t.missing,
+        modified: t.modified,
+        unreadable: t.unreadable,
+        detections: detections.len(),
+    })
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         quarantine: lake,
         metrics: Arc::new(StdoutMetrics),
     };
-    let mut handler = Handler::new(config.clone(), ports);
+    let mut handler = Handler::new(config.clone(), ports).with_cloudtrail_keys(&sdk, &handle);
     if let Some(bus) = &config.detection_bus {
         let bus = EventBridgeBus::new(eventbridge::client(&sdk, None), handle, bus);
         handler = handler.with_detections(Arc::new(bus), config.rules()?);

@@ -130,6 +130,7 @@ impl ObjectSource for MemSource {
                 size: Some(bytes.len() as u64),
                 content_encoding: None,
                 content_type: None,
+                ..ObjectMeta::default()
             },
             body: Box::new(Cursor::new(bytes.clone())),
         }))

@@ -215,21 +215,6 @@ fn timestamp(date: &str, time: &str) -> Option<i64> {
     )
 }
 
-fn activity(method: Option<&str>) -> (u32, &'static str) {
-    match method {
-        None => (0, "Unknown"),
-        Some("CONNECT") => (1, "Connect"),
-        Some("DELETE") => (2, "Delete"),
-        Some("GET") => (3, "Get"),
-        Some("HEAD") => (4, "Head"),
-        Some("OPTIONS") => (5, "Options"),
-        Some("POST") => (6, "Post"),
-        Some("PUT") => (7, "Put"),
-        Some("TRACE") => (8, "Trace"),
-        Some(_) => (99, "Other"),
-    }
-}
-
 type Values<'a> = [Option<&'a str>; SLOTS];
 
 fn map_line<'a>(
@@ -319,7 +304,7 @@ fn map_line<'a>(
     });
 
     let method = get(Slot::Method);
-    let (activity_id, activity_name) = activity(method);
+    let (activity_id, activity_name) = crate::ocsf::http_activity(method);
     let activity_name: Str<'a> = match (activity_id, method) {
         (99, Some(m)) => Cow::Borrowed(m),
         _ => Cow::Borrowed(activity_name),

@@ -166,6 +166,30 @@ pub fn normalize(input: &mut dyn BufRead, ctx: &Context, out: &mut dyn Emit) -> 
     }
 }
 
+/// Maps one record that comes alone rather than in a `Records` array (CloudWatch
+/// Logs subscriptions carry one record a log event): an event, or a reject with
+/// the reason a record of a file would get. `line` and `record` say where it was.
+pub(crate) fn map_json(
+    bytes: &[u8],
+    line: u64,
+    record: u64,
+    ctx: &Context,
+    out: &mut dyn Emit,
+) -> Result<()> {
+    let (field, reason) = match process(bytes, ctx) {
+        Processed::Event(event) => return out.event(&event),
+        Processed::Unmappable { field, reason } => (Some(field), reason),
+        Processed::Broken(reason) => (None, reason),
+    };
+    out.reject(Rejected {
+        line: Some(line),
+        record: Some(record),
+        field,
+        reason,
+        raw: bytes,
+    })
+}
+
 fn split_error(e: SplitError, ctx: &Context, line: u64) -> Error {
     match e {
         SplitError::Io(source) => Error::Read {

@@ -156,21 +156,6 @@ fn time(field: &'static str, s: &str) -> std::result::Result<i64, Bad> {
         .ok_or_else(|| Bad(field, format!("`{s}` is not an ISO 8601 time")))
 }
 
-/// OCSF 4002 activity from the HTTP method.
-pub(crate) fn http_activity(method: &str) -> (u32, &'static str) {
-    match method.to_ascii_uppercase().as_str() {
-        "CONNECT" => (1, "Connect"),
-        "DELETE" => (2, "Delete"),
-        "GET" => (3, "Get"),
-        "HEAD" => (4, "Head"),
-        "OPTIONS" => (5, "Options"),
-        "POST" => (6, "Post"),
-        "PUT" => (7, "Put"),
-        "TRACE" => (8, "Trace"),
-        _ => (99, "Other"),
-    }
-}
-
 /// Parts of an absolute or origin-form URL; nothing is decoded.
 pub(crate) fn url(s: &str) -> Url<'_> {
     let mut u = Url {
@@ -417,7 +402,8 @@ fn http_event<'a>(
     let names: &[&'static str] = if alb { &ALB_NAMES } else { &CLB_NAMES };
     let time = time(names[l.time], f[l.time])?;
     let (method, target, version) = request(f[l.request]);
-    let (activity_id, activity_name) = method.map_or((99, "Other"), http_activity);
+    let (activity_id, activity_name) =
+        method.map_or((99, "Other"), |m| crate::ocsf::http_activity(Some(m)));
     let feature = if alb {
         "Application Load Balancer"
     } else {

@@ -2,9 +2,12 @@
 
 pub mod cloudfront;
 pub mod cloudtrail;
+pub mod cwlogs;
 pub mod elb;
+pub mod guardduty;
 pub mod route53;
 pub mod s3access;
+pub mod securityhub;
 pub mod vpcflow;
 pub mod waf;
 
@@ -28,6 +31,12 @@ pub enum SourceKind {
     Route53Resolver,
     /// CloudFront standard (access) logs.
     CloudFront,
+    /// GuardDuty findings (S3 export, EventBridge events).
+    GuardDuty,
+    /// Security Hub findings (EventBridge events through Firehose, ASFF).
+    SecurityHub,
+    /// CloudWatch Logs subscription data delivered by Firehose.
+    CloudWatchLogs,
 }
 
 impl SourceKind {
@@ -42,6 +51,9 @@ impl SourceKind {
             SourceKind::Waf => "waf",
             SourceKind::Route53Resolver => "route53",
             SourceKind::CloudFront => "cloudfront",
+            SourceKind::GuardDuty => "guardduty",
+            SourceKind::SecurityHub => "securityhub",
+            SourceKind::CloudWatchLogs => "cwlogs",
         }
     }
 
@@ -55,6 +67,9 @@ impl SourceKind {
             "waf" | "wafv2" | "waflogs" => Some(SourceKind::Waf),
             "route53" | "route53resolver" | "vpcdnsquerylogs" => Some(SourceKind::Route53Resolver),
             "cloudfront" => Some(SourceKind::CloudFront),
+            "guardduty" => Some(SourceKind::GuardDuty),
+            "securityhub" | "asff" => Some(SourceKind::SecurityHub),
+            "cwlogs" | "cloudwatchlogs" | "cwl" => Some(SourceKind::CloudWatchLogs),
             _ => None,
         }
     }
@@ -110,6 +125,7 @@ pub fn detect_from_key(key: &str) -> KeyInfo {
         "elasticloadbalancing" => Some(SourceKind::Elb),
         "WAFLogs" => Some(SourceKind::Waf),
         "vpcdnsquerylogs" => Some(SourceKind::Route53Resolver),
+        "GuardDuty" => Some(SourceKind::GuardDuty),
         _ => None,
     };
     KeyInfo {
@@ -142,7 +158,15 @@ pub fn sniff(head: &[u8]) -> Option<SourceKind> {
             return Some(SourceKind::CloudTrailDigest);
         }
         if compact.starts_with("{\"Records\":") {
+            // S3 event notifications (trigger events, not logs) share the shape;
+            // CloudTrail names S3 `s3.amazonaws.com`, never `aws:s3`.
+            if compact.contains("\"eventSource\":\"aws:s3\"") {
+                return None;
+            }
             return Some(SourceKind::CloudTrail);
+        }
+        if cwlogs::looks_like_payload(trimmed) {
+            return Some(SourceKind::CloudWatchLogs);
         }
         // WAF writes `webaclId` third, but a re-serialised record may sort it last.
         if trimmed.contains("\"webaclId\"") {
@@ -151,7 +175,22 @@ pub fn sniff(head: &[u8]) -> Option<SourceKind> {
         if compact.contains("\"query_timestamp\":") && compact.contains("\"query_name\":") {
             return Some(SourceKind::Route53Resolver);
         }
+        if guardduty::looks_like(trimmed) {
+            return Some(SourceKind::GuardDuty);
+        }
+        if securityhub::looks_like(trimmed) {
+            return Some(SourceKind::SecurityHub);
+        }
         return None;
+    }
+    // Findings as one JSON array.
+    if trimmed.starts_with('[') {
+        if guardduty::looks_like(trimmed) {
+            return Some(SourceKind::GuardDuty);
+        }
+        if securityhub::looks_like(trimmed) {
+            return Some(SourceKind::SecurityHub);
+        }
     }
     if trimmed.starts_with("#Version: 1.0")
         && trimmed.contains("#Fields: date time x-edge-location")
@@ -217,6 +256,9 @@ pub fn run(
         SourceKind::Waf => waf::normalize(input, ctx, out),
         SourceKind::Route53Resolver => route53::normalize(input, ctx, out),
         SourceKind::CloudFront => cloudfront::normalize(input, ctx, out),
+        SourceKind::GuardDuty => guardduty::normalize(input, ctx, out),
+        SourceKind::SecurityHub => securityhub::normalize(input, ctx, out),
+        SourceKind::CloudWatchLogs => cwlogs::normalize(input, ctx, out),
         SourceKind::CloudTrailDigest => Err(Error::Format {
             at: crate::error::Location::object(ctx.object.clone()),
             reason: "CloudTrail digest files are counted, not parsed as logs".into(),
@@ -237,6 +279,7 @@ mod tests {
             ("AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2024/05/14/x.json.gz", Some(SourceKind::CloudTrail), Some("111122223333"), Some("us-east-1")),
             ("AWSLogs/111122223333/vpcflowlogs/ap-southeast-2/2024/05/14/x.log.gz", Some(SourceKind::VpcFlow), Some("111122223333"), Some("ap-southeast-2")),
             ("AWSLogs/111122223333/elasticloadbalancing/us-east-2/2024/05/14/111122223333_elasticloadbalancing_us-east-2_app.my-lb.50dc6c495c0c9188_20240514T0000Z_192.0.2.1_abc.log.gz", Some(SourceKind::Elb), Some("111122223333"), Some("us-east-2")),
+            ("AWSLogs/123456789012/GuardDuty/us-east-1/2026/11/20/4d1c5a2e-8f3b-4c6d-9e0f-1a2b3c4d5e6f.jsonl.gz", Some(SourceKind::GuardDuty), Some("123456789012"), Some("us-east-1")),
             ("random/file.json", None, None, None),
         ];
         for (key, source, account, region) in cases {
@@ -269,6 +312,18 @@ mod tests {
             Some(SourceKind::Elb)
         );
         assert_eq!(sniff(b"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be bucket [06/Feb/2019:00:00:38 +0000] 192.0.2.3"), Some(SourceKind::S3Access));
+        assert_eq!(sniff(b"{\"version\":\"0\",\"id\":\"1\",\"detail-type\":\"GuardDuty Finding\",\"source\":\"aws.guardduty\"}"), Some(SourceKind::GuardDuty));
+        assert_eq!(sniff(b"{\n  \"SchemaVersion\": \"2018-10-08\",\n  \"Id\": \"x\",\n  \"ProductArn\": \"arn\""), Some(SourceKind::SecurityHub));
         assert_eq!(sniff(b"hello world"), None);
+        assert_eq!(
+            sniff(b"{\"Records\":[{\"eventVersion\":\"2.1\",\"eventSource\":\"aws:s3\"}]}"),
+            None
+        );
+        assert_eq!(
+            sniff(
+                b"{\"messageType\":\"DATA_MESSAGE\",\"owner\":\"111122223333\",\"logGroup\":\"g\"}"
+            ),
+            Some(SourceKind::CloudWatchLogs)
+        );
     }
 }

@@ -397,19 +397,30 @@ pub fn normalize(input: &mut dyn BufRead, ctx: &Context, out: &mut dyn Emit) -> 
                 continue;
             }
         };
-        let fields: Fields<'_> = match serde_json::from_str(text) {
-            Ok(f) => f,
-            Err(e) => {
-                out.reject(reject(None, format!("not a JSON object: {e}")))?;
-                continue;
-            }
-        };
-        match map_record(fields, ctx, out) {
-            Ok(sent) => sent?,
-            Err(b) => out.reject(reject(Some(b.field), b.reason))?,
-        }
+        map_json(text, number, ctx, out)?;
     }
     Ok(())
+}
+
+/// Maps one record's JSON text, as a line of a file or alone (CloudWatch Logs
+/// subscriptions carry one record a log event): an event, or a reject at `line`
+/// naming the field.
+pub(crate) fn map_json(text: &str, line: u64, ctx: &Context, out: &mut dyn Emit) -> Result<()> {
+    let reject = |field: Option<&'static str>, reason: String| Rejected {
+        line: Some(line),
+        record: None,
+        field,
+        reason,
+        raw: text.as_bytes(),
+    };
+    let fields: Fields<'_> = match serde_json::from_str(text) {
+        Ok(f) => f,
+        Err(e) => return out.reject(reject(None, format!("not a JSON object: {e}"))),
+    };
+    match map_record(fields, ctx, out) {
+        Ok(sent) => sent,
+        Err(b) => out.reject(reject(Some(b.field), b.reason)),
+    }
 }
 
 #[cfg(test)]

@@ -1046,6 +1046,53 @@ fn format_error(ctx: &Context, line: u64, reason: String) -> Error {
     }
 }
 
+/// Rows of the default (version 2) format that come without a header, one at a
+/// time: CloudWatch Logs subscriptions deliver a flow log one row a log event.
+pub(crate) struct DefaultRows {
+    format: Format,
+    spans: Vec<(usize, usize)>,
+}
+
+impl DefaultRows {
+    pub(crate) fn new() -> Self {
+        DefaultRows {
+            // A constant of this module, checked by its tests; not input data.
+            format: Format::parse(DEFAULT_V2).expect("the default format parses"),
+            spans: Vec::with_capacity(16),
+        }
+    }
+
+    /// Whether `line` has the shape of a default-format row (version 2, 14 fields).
+    pub(crate) fn is_row(line: &str) -> bool {
+        looks_like_v2_row(line)
+    }
+
+    /// Maps one row as a row of a default-format file is mapped: an event, a skip
+    /// (NODATA/SKIPDATA), or a reject at `line` naming the field.
+    pub(crate) fn map_line(
+        &mut self,
+        text: &str,
+        line: u64,
+        ctx: &Context,
+        out: &mut dyn Emit,
+    ) -> Result<()> {
+        let DefaultRows { format, spans } = self;
+        let values = match split_row(format, text, spans) {
+            Ok(values) => values,
+            Err(bad) => return reject(out, line, text.as_bytes(), bad),
+        };
+        if let Some(reason) = skip_reason(&values) {
+            out.skip(reason);
+            return Ok(());
+        }
+        match map_row(format, text, &values, spans, ctx, out) {
+            Ok(()) => Ok(()),
+            Err(RowError::Bad(bad)) => reject(out, line, text.as_bytes(), bad),
+            Err(RowError::Sink(e)) => Err(e),
+        }
+    }
+}
+
 /// Reads a flow log file: a header line, then one record a line.
 pub fn normalize(input: &mut dyn BufRead, ctx: &Context, out: &mut dyn Emit) -> Result<()> {
     let max_line = match ctx.max_record_bytes {

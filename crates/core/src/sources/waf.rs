@@ -176,25 +176,6 @@ fn host_name(host: &str) -> Option<&str> {
     is_hostname(name).then_some(name)
 }
 
-/// OCSF HTTP Activity's activity for a request method.
-fn activity(method: Option<&str>) -> (u32, Option<&'static str>) {
-    match method {
-        None => (0, Some("Unknown")),
-        Some(m) => match m.to_ascii_uppercase().as_str() {
-            "CONNECT" => (1, Some("Connect")),
-            "DELETE" => (2, Some("Delete")),
-            "GET" => (3, Some("Get")),
-            "HEAD" => (4, Some("Head")),
-            "OPTIONS" => (5, Some("Options")),
-            "POST" => (6, Some("Post")),
-            "PUT" => (7, Some("Put")),
-            "TRACE" => (8, Some("Trace")),
-            // 99 Other, named after the method itself (PATCH, PROPFIND, ...).
-            _ => (99, None),
-        },
-    }
-}
-
 /// What a terminating action means: (action_id, action, disposition_id, disposition,
 /// the response code WAF sends by default when it stops the request).
 fn decision(action: &str) -> (u32, &'static str, u32, &'static str, Option<u32>) {
@@ -351,10 +332,11 @@ fn map_record<'a>(
         })
         .transpose()?;
 
-    let (activity_id, activity_name) = activity(req.method.as_deref());
-    let activity_name: Str<'a> = match activity_name {
-        Some(name) => Cow::Borrowed(name),
-        None => req.method.clone().unwrap_or(Cow::Borrowed("Other")),
+    let (activity_id, activity_name) = crate::ocsf::http_activity(req.method.as_deref());
+    // 99 Other is named after the method itself (PATCH, PROPFIND, ...).
+    let activity_name: Str<'a> = match (activity_id, &req.method) {
+        (99, Some(method)) => method.clone(),
+        _ => Cow::Borrowed(activity_name),
     };
 
     let mut metadata = Metadata::new(Product::aws("AWS WAF"));

@@ -103,7 +103,8 @@ pub fn assert_event_invariants(where_: &str, e: &serde_json::Value) {
         .as_u64()
         .unwrap_or_else(|| panic!("{where_}: class_uid missing: {e}"));
     assert!(
-        [2001, 2003, 2004, 3001, 3002, 4001, 4002, 4003, 6003].contains(&class_uid),
+        // 0: Base Event, for CloudWatch Logs messages of no known source.
+        [0, 2001, 2003, 2004, 3001, 3002, 4001, 4002, 4003, 6003].contains(&class_uid),
         "{where_}: class_uid {class_uid}"
     );
     let activity = e["activity_id"]
