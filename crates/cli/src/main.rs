@@ -23,7 +23,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Normalise AWS log files (CloudTrail, VPC Flow Logs, ELB, S3 access, WAF, Route 53 Resolver, CloudFront) into an OCSF lake on disk.
+    /// Normalise AWS log files (CloudTrail, VPC Flow Logs, ELB, S3 access, WAF, Route 53 Resolver, CloudFront, GuardDuty, Security Hub, CloudWatch Logs via Firehose) into an OCSF lake on disk.
     Normalize(normalize::Args),
     /// Turn detections and custom findings into ASFF findings (Security Hub's stand-in on disk).
     Import(import::Args),
