@@ -6,6 +6,8 @@
 //! run on blocking threads (the ports are synchronous), so waiting is a plain thread
 //! sleep, made swappable so tests can count the waits instead of sitting through them.
 
+use crate::error::Error;
+use muster_core::ports::FailedFinding;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
@@ -201,6 +203,76 @@ where
         message: DisplayErrorContext(&err).to_string(),
         retryable,
     }
+}
+
+/// The error code Security Hub gives a whole call it refuses as invalid input.
+pub const INVALID_INPUT: &str = "InvalidInputException";
+
+/// Sends one batch of Security Hub findings through `call` (BatchImportFindings or
+/// BatchUpdateFindings), which answers with the findings it refused. Each call first
+/// takes a token from `limiter`.
+///
+/// - Refused findings whose code can pass (throttling, internal failure, a concurrent
+///   update) are sent again after a backoff, up to `backoff.attempts` calls; still
+///   refused then, they are returned with `retryable: true`.
+/// - Refused findings with any other code are returned with `retryable: false`.
+/// - A call that fails as a whole is retried when its error can pass; if it still fails,
+///   that is the error (retryable). A whole call refused as invalid input fails its
+///   findings only; any other refusal (access denied, Security Hub not enabled) is the
+///   error, as no finding can get through.
+pub fn send_findings_batch<T, F>(
+    mut pending: Vec<T>,
+    id_of: impl Fn(&T) -> &str,
+    backoff: &Backoff,
+    limiter: &TokenBucket,
+    mut call: F,
+) -> Result<Vec<FailedFinding>, Error>
+where
+    F: FnMut(&[T]) -> Result<Vec<FailedFinding>, Error>,
+{
+    let mut failed = Vec::new();
+    let mut transient: Vec<FailedFinding> = Vec::new();
+    for attempt in 0..backoff.attempts {
+        if attempt > 0 {
+            backoff.wait(attempt - 1);
+        }
+        limiter.acquire();
+        let refused = match call(&pending) {
+            Ok(refused) => refused,
+            Err(e) if e.is_retryable() && attempt + 1 < backoff.attempts => continue,
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(Error::Service {
+                code: Some(code),
+                message,
+                ..
+            }) if code == INVALID_INPUT => {
+                failed.extend(pending.iter().map(|f| FailedFinding {
+                    id: id_of(f).to_owned(),
+                    error_code: code.clone(),
+                    error_message: message.clone(),
+                    retryable: false,
+                }));
+                return Ok(failed);
+            }
+            Err(e) => return Err(e),
+        };
+        transient.clear();
+        for mut r in refused {
+            r.retryable = transient_code(&r.error_code);
+            if r.retryable && pending.iter().any(|f| id_of(f) == r.id) {
+                transient.push(r);
+            } else {
+                r.retryable = false;
+                failed.push(r);
+            }
+        }
+        pending.retain(|f| transient.iter().any(|t| t.id == id_of(f)));
+        if pending.is_empty() {
+            break;
+        }
+    }
+    failed.extend(transient);
+    Ok(failed)
 }
 
 #[cfg(test)]

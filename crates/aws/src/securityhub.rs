@@ -8,7 +8,7 @@
 //! can pass are sent again, the others are returned for the caller to report.
 
 use crate::error::Error;
-use crate::retry::{call_error, transient_code, Backoff, TokenBucket};
+use crate::retry::{call_error, send_findings_batch, Backoff, TokenBucket};
 use aws_sdk_securityhub::types::{
     AwsSecurityFinding, Recommendation as SdkRecommendation, RecordState,
     Remediation as SdkRemediation, Resource as SdkResource, Severity as SdkSeverity,
@@ -27,7 +27,6 @@ pub const BURST: u32 = 30;
 
 /// The whole call was refused for its content: the findings of that call are reported
 /// as failed, and the other calls go on.
-const INVALID_INPUT: &str = "InvalidInputException";
 
 fn severity_label(label: SeverityLabel) -> SdkSeverityLabel {
     match label {
@@ -97,17 +96,9 @@ pub fn to_sdk(f: &Finding) -> AwsSecurityFinding {
         .build()
 }
 
-/// Imports `findings` in BatchImportFindings-sized calls through `call`, which answers
-/// with the findings it refused. Each call first takes a token from `limiter`.
-///
-/// - Refused findings whose code can pass (throttling, internal failure, a concurrent
-///   update) are sent again after a backoff, up to `backoff.attempts` calls; still
-///   refused then, they are returned with `retryable: true`.
-/// - Refused findings with any other code are returned with `retryable: false`.
-/// - A call that fails as a whole is retried when its error can pass; if it still fails,
-///   that is the error (retryable), and the calls after it are not made. A whole call
-///   refused as invalid input fails its findings only; any other refusal (access denied,
-///   Security Hub not enabled) is the error, as no finding can get through.
+/// Imports `findings` in BatchImportFindings-sized calls (≤ 100 findings, < 6 MB)
+/// through `call`, each batch paced and retried by [`send_findings_batch`]; a batch
+/// that fails as a whole stops the calls after it.
 pub fn import_with<F>(
     findings: &[Finding],
     backoff: &Backoff,
@@ -119,50 +110,14 @@ where
 {
     let mut failed = Vec::new();
     for batch in asff::batches(findings.to_vec()) {
-        let mut pending: Vec<&Finding> = batch.iter().collect();
-        let mut transient: Vec<FailedFinding> = Vec::new();
-        for attempt in 0..backoff.attempts {
-            if attempt > 0 {
-                backoff.wait(attempt - 1);
-            }
-            limiter.acquire();
-            let refused = match call(&pending) {
-                Ok(refused) => refused,
-                Err(e) if e.is_retryable() && attempt + 1 < backoff.attempts => continue,
-                Err(e) if e.is_retryable() => return Err(e),
-                Err(Error::Service {
-                    code: Some(code),
-                    message,
-                    ..
-                }) if code == INVALID_INPUT => {
-                    failed.extend(pending.iter().map(|f| FailedFinding {
-                        id: f.id.clone(),
-                        error_code: code.clone(),
-                        error_message: message.clone(),
-                        retryable: false,
-                    }));
-                    pending.clear();
-                    transient.clear();
-                    break;
-                }
-                Err(e) => return Err(e),
-            };
-            transient.clear();
-            for mut r in refused {
-                r.retryable = transient_code(&r.error_code);
-                if r.retryable && pending.iter().any(|f| f.id == r.id) {
-                    transient.push(r);
-                } else {
-                    r.retryable = false;
-                    failed.push(r);
-                }
-            }
-            pending.retain(|f| transient.iter().any(|t| t.id == f.id));
-            if pending.is_empty() {
-                break;
-            }
-        }
-        failed.extend(transient);
+        let pending: Vec<&Finding> = batch.iter().collect();
+        failed.extend(send_findings_batch(
+            pending,
+            |f| f.id.as_str(),
+            backoff,
+            limiter,
+            &mut call,
+        )?);
     }
     Ok(failed)
 }

@@ -9,7 +9,7 @@
 //! error can pass are sent again.
 
 use crate::error::Error;
-use crate::retry::{call_error, transient_code, Backoff, TokenBucket};
+use crate::retry::{call_error, send_findings_batch, Backoff, TokenBucket};
 use crate::securityhub::{BURST, CALLS_PER_SECOND};
 use aws_sdk_securityhub::types::{
     AwsSecurityFindingIdentifier, NoteUpdate, WorkflowStatus, WorkflowUpdate,
@@ -30,8 +30,6 @@ pub const MAX_FIELD_NAME_CHARS: usize = 128;
 pub const MAX_FIELD_VALUE_CHARS: usize = 1024;
 /// Who the note says wrote it.
 pub const UPDATED_BY: &str = "muster";
-
-const INVALID_INPUT: &str = "InvalidInputException";
 
 /// One BatchUpdateFindings call: the findings it names and the changes they all get.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,16 +100,9 @@ pub fn requests(updates: &[WriteBack]) -> Vec<Request> {
     out
 }
 
-/// Sends `updates` through `call`, which answers with the findings it did not process.
-/// Each call first takes a token from `limiter`.
-///
-/// - Unprocessed findings whose code can pass (throttling, internal failure, a
-///   concurrent update) are sent again after a backoff, up to `backoff.attempts` calls;
-///   still refused then, they are returned with `retryable: true`.
-/// - Unprocessed findings with any other code are returned with `retryable: false`.
-/// - A call that fails as a whole is retried when its error can pass; if it still fails,
-///   that is the error (retryable). A call refused as invalid input fails its findings
-///   only; any other refusal (access denied, Security Hub not enabled) is the error.
+/// Sends `updates` through `call`, one [`Request`] per set of identical changes, each
+/// paced and retried by [`send_findings_batch`] (BatchUpdateFindings reports refused
+/// findings as `UnprocessedFindings`).
 pub fn write_back_with<F>(
     updates: &[WriteBack],
     backoff: &Backoff,
@@ -123,51 +114,19 @@ where
 {
     let mut failed = Vec::new();
     for mut request in requests(updates) {
-        let mut transient: Vec<FailedFinding> = Vec::new();
-        for attempt in 0..backoff.attempts {
-            if attempt > 0 {
-                backoff.wait(attempt - 1);
-            }
-            limiter.acquire();
-            let refused = match call(&request) {
-                Ok(refused) => refused,
-                Err(e) if e.is_retryable() && attempt + 1 < backoff.attempts => continue,
-                Err(e) if e.is_retryable() => return Err(e),
-                Err(Error::Service {
-                    code: Some(code),
-                    message,
-                    ..
-                }) if code == INVALID_INPUT => {
-                    failed.extend(request.findings.iter().map(|(id, _)| FailedFinding {
-                        id: id.clone(),
-                        error_code: code.clone(),
-                        error_message: message.clone(),
-                        retryable: false,
-                    }));
-                    request.findings.clear();
-                    transient.clear();
-                    break;
-                }
-                Err(e) => return Err(e),
-            };
-            transient.clear();
-            for mut r in refused {
-                r.retryable = transient_code(&r.error_code);
-                if r.retryable && request.findings.iter().any(|(id, _)| *id == r.id) {
-                    transient.push(r);
-                } else {
-                    r.retryable = false;
-                    failed.push(r);
-                }
-            }
-            request
-                .findings
-                .retain(|(id, _)| transient.iter().any(|t| t.id == *id));
-            if request.findings.is_empty() {
-                break;
-            }
-        }
-        failed.extend(transient);
+        let findings = std::mem::take(&mut request.findings);
+        failed.extend(send_findings_batch(
+            findings,
+            |(id, _)| id.as_str(),
+            backoff,
+            limiter,
+            |pending: &[(String, String)]| {
+                call(&Request {
+                    findings: pending.to_vec(),
+                    ..request.clone()
+                })
+            },
+        )?);
     }
     Ok(failed)
 }

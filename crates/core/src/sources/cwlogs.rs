@@ -38,7 +38,7 @@
 //! facts into the lake; kept raw, the row loses nothing and can be mapped later by
 //! whoever knows the format.
 
-use super::waf::Fields;
+use super::json::Fields;
 use super::{route53, vpcflow, Context, Emit, KeyInfo, Rejected, SourceKind};
 use crate::error::{Error, Location, Result};
 use crate::framing::{count_newlines, json_objects, ElementEnd, SplitError};

@@ -39,11 +39,8 @@
 //!   then the envelope's, then the object key's: findings of a GuardDuty
 //!   administrator account's export name their member accounts.
 
-use super::securityhub::{
-    arn_partition_region, bad, envelope, number, object, read_json_records, text, timestamp, At,
-    Bad, Envelope,
-};
-use super::waf::{keep, Fields};
+use super::json::{bad, keep, number, object, text, timestamp, Bad, Fields};
+use super::securityhub::{arn_partition_region, envelope, read_json_records, At, Envelope};
 use super::{Context, Emit};
 use crate::error::Result;
 use crate::ocsf::{

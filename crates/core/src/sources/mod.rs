@@ -5,6 +5,7 @@ pub mod cloudtrail;
 pub mod cwlogs;
 pub mod elb;
 pub mod guardduty;
+mod json;
 pub mod route53;
 pub mod s3access;
 pub mod securityhub;

@@ -30,17 +30,16 @@
 //!   is `firewall_rule.uid`, the domain list `firewall_rule.condition`. Records
 //!   without it carry no action and no profile (which would require `action_id`).
 
-use super::waf::{keep, Fields};
+use super::json::{bad, keep, text, Bad, Fields};
 use super::{Context, Emit, Rejected};
 use crate::error::{Error, Location, Result};
 use crate::framing::LineReader;
 use crate::ocsf::{
     Class, Cloud, ConnectionInfo, DnsAnswer, DnsQuery, Endpoint, Event, Feature, FirewallRule,
-    Metadata, Product, Str, Unmapped, Value,
+    Metadata, Product, Unmapped, Value,
 };
 use crate::time::parse_rfc3339_ms;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::io::BufRead;
 
@@ -49,34 +48,6 @@ use std::io::BufRead;
 const DEFAULT_MAX_LINE: usize = 256 * 1024;
 
 const RESOLVER: &str = "Route 53 Resolver";
-
-struct Bad {
-    field: &'static str,
-    reason: String,
-}
-
-fn bad(field: &'static str, reason: impl Into<String>) -> Bad {
-    Bad {
-        field,
-        reason: reason.into(),
-    }
-}
-
-/// A JSON string, borrowed unless it holds escapes; `None` for `null` and `""`.
-fn text<'a>(field: &'static str, raw: &'a RawValue) -> std::result::Result<Option<Str<'a>>, Bad> {
-    let json = raw.get();
-    if json == "null" {
-        return Ok(None);
-    }
-    let value: Str<'a> = match serde_json::from_str::<&'a str>(json) {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => match serde_json::from_str::<String>(json) {
-            Ok(s) => Cow::Owned(s),
-            Err(_) => return Err(bad(field, format!("expected a string, found {json:.64}"))),
-        },
-    };
-    Ok((!value.is_empty()).then_some(value))
-}
 
 /// OCSF `rcode_id` and caption for a DNS response code name as Resolver writes it.
 fn rcode(name: &str) -> (u32, Option<&'static str>) {

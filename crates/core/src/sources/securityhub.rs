@@ -43,7 +43,7 @@
 //! - Account from `AwsAccountId`, region from `Region`, the `ProductArn`, the
 //!   envelope, or the object key, in that order.
 
-use super::waf::{keep, Fields};
+use super::json::{bad, keep, number, object, text, texts, timestamp, Bad, Fields};
 use super::{Context, Emit, Rejected};
 use crate::error::{Error, Location, Result};
 use crate::framing::{json_objects, ElementEnd, JsonArraySplitter, LineReader, SplitError};
@@ -51,7 +51,6 @@ use crate::ocsf::{
     Analytic, Class, Cloud, Compliance, Event, FindingInfo, Metadata, Product, Remediation,
     Resource, Severity, Str, Unmapped, Value,
 };
-use crate::time::parse_rfc3339_ms;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -61,10 +60,6 @@ use std::io::BufRead;
 /// Used when the context leaves the limit unset (0). An EventBridge event is at
 /// most 256 KB, a finding at most 240 KB; a Firehose record at most 1000 KiB.
 const DEFAULT_MAX_RECORD_BYTES: usize = 8 * 1024 * 1024;
-
-/// OCSF's timestamp range in epoch ms: [2000-01-01, 2100-01-01).
-const MIN_MS: i64 = 946_684_800_000;
-const MAX_MS: i64 = 4_102_444_800_000;
 
 const PROFILES: &[&str] = &["cloud"];
 
@@ -380,89 +375,6 @@ fn read_array(
 // ---------------------------------------------------------------------------
 // Value helpers, shared with the GuardDuty source
 // ---------------------------------------------------------------------------
-
-/// Why a record could not be mapped.
-#[derive(Debug)]
-pub(super) struct Bad {
-    pub field: &'static str,
-    pub reason: String,
-}
-
-pub(super) fn bad(field: &'static str, reason: impl Into<String>) -> Bad {
-    Bad {
-        field,
-        reason: reason.into(),
-    }
-}
-
-/// A JSON string, borrowed unless it holds escapes; `None` for `null` and `""`.
-pub(super) fn text<'a>(field: &'static str, raw: &'a RawValue) -> Result<Option<Str<'a>>, Bad> {
-    let json = raw.get();
-    if json == "null" {
-        return Ok(None);
-    }
-    let value: Str<'a> = match serde_json::from_str::<&'a str>(json) {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => match serde_json::from_str::<String>(json) {
-            Ok(s) => Cow::Owned(s),
-            Err(_) => return Err(bad(field, format!("expected a string, found {json:.64}"))),
-        },
-    };
-    Ok((!value.is_empty()).then_some(value))
-}
-
-/// A string array (`null` and empty strings left out).
-pub(super) fn texts<'a>(field: &'static str, raw: &'a RawValue) -> Result<Vec<Str<'a>>, Bad> {
-    if raw.get() == "null" {
-        return Ok(Vec::new());
-    }
-    let items: Vec<&'a RawValue> = serde_json::from_str(raw.get())
-        .map_err(|_| bad(field, format!("expected an array, found {:.64}", raw.get())))?;
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        if let Some(s) = text(field, item)? {
-            out.push(s);
-        }
-    }
-    Ok(out)
-}
-
-/// An RFC 3339 timestamp in OCSF's range as epoch ms; `Ok(None)` when absent,
-/// `Err` when present and not one.
-pub(super) fn timestamp(field: &'static str, raw: &RawValue) -> Result<Option<i64>, Bad> {
-    let Some(s) = text(field, raw)? else {
-        return Ok(None);
-    };
-    match parse_rfc3339_ms(&s) {
-        Some(ms) if (MIN_MS..MAX_MS).contains(&ms) => Ok(Some(ms)),
-        Some(_) => Err(bad(field, format!("{s:.64} is outside 2000-2099"))),
-        None => Err(bad(field, format!("{s:.64} is not an RFC 3339 timestamp"))),
-    }
-}
-
-/// A JSON number (or a number in a string, as some exporters write them).
-pub(super) fn number(field: &'static str, raw: &RawValue) -> Result<Option<f64>, Bad> {
-    let json = raw.get();
-    if json == "null" {
-        return Ok(None);
-    }
-    let s = json.trim_matches('"');
-    s.parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite())
-        .map(Some)
-        .ok_or_else(|| bad(field, format!("expected a number, found {json:.64}")))
-}
-
-/// The fields of a JSON object value.
-pub(super) fn object<'a>(field: &'static str, raw: &'a RawValue) -> Result<Fields<'a>, Bad> {
-    serde_json::from_str(raw.get()).map_err(|_| {
-        bad(
-            field,
-            format!("expected an object, found {:.64}", raw.get()),
-        )
-    })
-}
 
 /// `arn:<partition>:<service>:<region>:<account>:<resource>` → (partition, region).
 pub(super) fn arn_partition_region(arn: &str) -> (Option<&str>, Option<&str>) {

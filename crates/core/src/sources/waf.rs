@@ -29,6 +29,7 @@
 //! - Region and account come from `webaclId` (an ARN; CloudFront web ACLs are
 //!   `global` and live in us-east-1), falling back to the object key.
 
+use super::json::{bad, integer, keep, text, Bad, Fields};
 use super::{Context, Emit, Rejected};
 use crate::error::{Error, Location, Result};
 use crate::framing::LineReader;
@@ -36,11 +37,9 @@ use crate::ocsf::{
     Class, Cloud, Endpoint, Event, FirewallRule, HttpHeader, HttpRequest, HttpResponse,
     Location as GeoLocation, Metadata, Product, Str, Unmapped, Url, Value,
 };
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::fmt;
 use std::io::BufRead;
 
 /// Used when the context leaves the limit unset (0). WAF logs every header of a
@@ -50,108 +49,6 @@ const DEFAULT_MAX_LINE: usize = 1024 * 1024;
 /// OCSF's timestamp range in epoch ms: [2000-01-01, 2100-01-01).
 const MIN_MS: i64 = 946_684_800_000;
 const MAX_MS: i64 = 4_102_444_800_000;
-
-/// The fields of one JSON object, in order, values unparsed (shared with the other
-/// JSON-lines sources).
-pub(super) struct Fields<'a>(pub(super) Vec<(&'a str, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> std::result::Result<Fields<'de>, A::Error> {
-                let mut fields = Vec::with_capacity(24);
-                while let Some(entry) = map.next_entry::<&'de str, &'de RawValue>()? {
-                    fields.push(entry);
-                }
-                Ok(Fields(fields))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// Keeps `raw` under `key` in `unmapped`: verbatim, unless it holds `null`s, which
-/// WAF writes for every absent field (`"terminatingRule":null`) and which say
-/// nothing; those are removed, at every depth.
-pub(super) fn keep<'a>(unmapped: &mut Unmapped<'a>, key: &'a str, raw: &'a RawValue) {
-    let json = raw.get();
-    if json == "null" {
-        return;
-    }
-    if !json.contains("null") {
-        unmapped.raw(key, raw);
-        return;
-    }
-    match serde_json::from_str::<serde_json::Value>(json) {
-        Ok(mut value) => {
-            strip_nulls(&mut value);
-            unmapped.0.push((Cow::Borrowed(key), Value::Json(value)));
-        }
-        Err(_) => unmapped.raw(key, raw),
-    }
-}
-
-fn strip_nulls(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            map.retain(|_, v| !v.is_null());
-            map.values_mut().for_each(strip_nulls);
-        }
-        serde_json::Value::Array(items) => {
-            items.retain(|v| !v.is_null());
-            items.iter_mut().for_each(strip_nulls);
-        }
-        _ => {}
-    }
-}
-
-/// Why a record could not be mapped.
-struct Bad {
-    field: &'static str,
-    reason: String,
-}
-
-fn bad(field: &'static str, reason: impl Into<String>) -> Bad {
-    Bad {
-        field,
-        reason: reason.into(),
-    }
-}
-
-/// A JSON string, borrowed unless it holds escapes; `None` for `null` and `""`.
-fn text<'a>(field: &'static str, raw: &'a RawValue) -> std::result::Result<Option<Str<'a>>, Bad> {
-    let json = raw.get();
-    if json == "null" {
-        return Ok(None);
-    }
-    let value: Str<'a> = match serde_json::from_str::<&'a str>(json) {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => match serde_json::from_str::<String>(json) {
-            Ok(s) => Cow::Owned(s),
-            Err(_) => return Err(bad(field, format!("expected a string, found {json:.64}"))),
-        },
-    };
-    Ok((!value.is_empty()).then_some(value))
-}
-
-/// `field` as an integer; `None` for `null`.
-fn integer(field: &'static str, raw: &RawValue) -> std::result::Result<Option<i64>, Bad> {
-    match raw.get() {
-        "null" => Ok(None),
-        json => json
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| bad(field, format!("expected an integer, found {json:.64}"))),
-    }
-}
 
 /// Whether `s` is a hostname by the OCSF `hostname_t` rule: dot-separated labels of
 /// letters, digits and inner hyphens.
