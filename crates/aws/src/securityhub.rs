@@ -25,9 +25,6 @@ use tokio::runtime::Handle;
 pub const CALLS_PER_SECOND: f64 = 10.0;
 pub const BURST: u32 = 30;
 
-/// The whole call was refused for its content: the findings of that call are reported
-/// as failed, and the other calls go on.
-
 fn severity_label(label: SeverityLabel) -> SdkSeverityLabel {
     match label {
         SeverityLabel::Informational => SdkSeverityLabel::Informational,
