@@ -40,42 +40,57 @@ impl MotoServer {
                 moto.display()
             );
         }
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("muster-moto-{port}.log"));
-        let log_file = std::fs::File::create(&log).expect("create moto log file");
-        let child = Command::new(&moto)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("S3_UPLOAD_PART_MIN_SIZE", MOTO_MIN_PART_SIZE.to_string())
-            // Never reach for real credentials or a real account from a test.
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", moto.display()));
-        let mut server = MotoServer {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        server.wait_until_ready(port, Duration::from_secs(60));
-        server
+        // A free port can be taken by another process between our probe and moto's
+        // bind (parallel tests, another test run): moto then exits, and we try again
+        // on another port rather than talk to whoever holds it.
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let log = std::env::temp_dir().join(format!("muster-moto-{port}.log"));
+            let log_file = std::fs::File::create(&log).expect("create moto log file");
+            let child = Command::new(&moto)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("S3_UPLOAD_PART_MIN_SIZE", MOTO_MIN_PART_SIZE.to_string())
+                // Never reach for real credentials or a real account from a test.
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env("AWS_DEFAULT_REGION", "us-east-1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log_file)
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {}: {e}", moto.display()));
+            let mut server = MotoServer {
+                child,
+                endpoint: format!("http://127.0.0.1:{port}"),
+                log,
+            };
+            match server.wait_until_ready(port, Duration::from_secs(60)) {
+                Ok(()) => return server,
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("moto server exited early five times; its last log:\n{last_log}");
     }
 
-    fn wait_until_ready(&mut self, port: u16, timeout: Duration) {
+    /// Ready = our child is alive, the port answers, and the child is still alive after
+    /// the time moto takes to bind (so the answer was not another process's).
+    /// `Err(log)` when the child exited: the caller retries on another port.
+    fn wait_until_ready(&mut self, port: u16, timeout: Duration) -> Result<(), String> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let start = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait().expect("poll moto server") {
-                panic!(
-                    "moto server exited early ({status}); its log:\n{}",
-                    self.log_tail()
-                );
+            if self.child.try_wait().expect("poll moto server").is_some() {
+                return Err(self.log_tail());
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
+                std::thread::sleep(Duration::from_millis(300));
+                if self.child.try_wait().expect("poll moto server").is_some() {
+                    return Err(self.log_tail());
+                }
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    return Ok(());
+                }
             }
             if start.elapsed() > timeout {
                 panic!(
